@@ -1,0 +1,92 @@
+"""One settings object built from the tracked `.env` (loopback defaults).
+
+Precedence (pydantic-settings): explicit kwargs > process environment > `.env`.
+Compose reads the same `.env` for `${VAR}` substitution and overrides only
+hostnames, so no port or topic name is written twice in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENV_FILE = Path(os.environ.get("MINIREC_ENV_FILE", REPO_ROOT / ".env"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore")
+
+    # Kafka
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_internal_port: int = Field(29092, ge=1, le=65535)
+    kafka_version: str = "4.1.1"
+    kafka_heap_mb: int = Field(384, ge=128)
+    kafka_partitions: int = Field(3, ge=1)
+    topic_interactions: str = "interactions"
+    topic_impressions: str = "impressions"
+    topic_exposures: str = "exposures"
+    topic_deadletter: str = "deadletter"
+
+    # Redis
+    redis_host: str = "127.0.0.1"
+    redis_port: int = Field(6379, ge=1, le=65535)
+
+    # Prometheus / Grafana
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    grafana_port: int = Field(3000, ge=1, le=65535)
+
+    # Folders, relative to the repo root unless absolute
+    data_dir: Path = Path("data")
+    run_dir: Path = Path("run")
+    artifacts_dir: Path = Path("artifacts")
+
+    # --- derived values (never stored twice) ---
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.redis_host}:{self.redis_port}/0"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.prometheus_host}:{self.prometheus_port}"
+
+    @property
+    def topics(self) -> list[str]:
+        return [
+            self.topic_interactions,
+            self.topic_impressions,
+            self.topic_exposures,
+            self.topic_deadletter,
+        ]
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured folder against the repo root."""
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def run_path(self) -> Path:
+        return self.path(self.run_dir)
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.path(self.artifacts_dir)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

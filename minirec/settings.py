@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     run_dir: Path = Path("run")
     artifacts_dir: Path = Path("artifacts")
 
+    # --- training (issue 3) ---
+    feast_project: str = "minirec"
+    model_store_dir: Path = Path("run/bentoml")
+    model_name: str = "two_tower"
+    gate_tolerance: float = Field(0.005, ge=0.0)
+
     # --- derived values (never stored twice) ---
     @property
     def kafka_bootstrap(self) -> str:
@@ -85,6 +91,11 @@ class Settings(BaseSettings):
     @property
     def artifacts_path(self) -> Path:
         return self.path(self.artifacts_dir)
+
+    # --- training (issue 3) ---
+    @property
+    def model_store_path(self) -> Path:
+        return self.path(self.model_store_dir)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,119 @@
+"""`minirec` command line: thin wrappers over the core functions.
+
+    minirec data                 fetch MovieLens-100K into data/ml-100k (idempotent)
+    minirec synth --users N ...  write a synthetic dataset with the same schema
+    minirec up | down | status   native Kafka, Redis, Prometheus on 127.0.0.1
+    minirec summary              print the data and service summary (make demo)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from minirec.settings import get_settings
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from minirec.data.movielens import fetch_movielens
+
+    s = get_settings()
+    folder = fetch_movielens(s.data_path, force=args.force)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    print(f"MovieLens-100K ready in {folder}: {manifest['rows']}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+
+    from minirec.data.synthetic import SyntheticConfig, generate
+
+    s = get_settings()
+    out = Path(args.out) if args.out else s.data_path / f"synthetic-{args.users}x{args.items}"
+    counts = generate(SyntheticConfig(n_users=args.users, n_items=args.items,
+                                      mean_interactions=args.mean_interactions, seed=args.seed), out)
+    print(f"synthetic dataset in {out}: {counts}")
+    return 0
+
+
+def _cmd_up(_: argparse.Namespace) -> int:
+    from minirec.infra import stack
+
+    stack.up(get_settings())
+    return 0
+
+
+def _cmd_down(_: argparse.Namespace) -> int:
+    from minirec.infra import stack
+
+    stack.down(get_settings())
+    return 0
+
+
+def _print_status() -> bool:
+    from minirec.infra import stack
+
+    rows = stack.status(get_settings())
+    print(f"{'service':<12}{'pid':>8}  {'ports':<14}{'state':<10}log")
+    for r in rows:
+        state = "healthy" if r["healthy"] else ("unhealthy" if r["running"] else "stopped")
+        ports = ",".join(map(str, r["ports"]))
+        print(f"{r['name']:<12}{r['pid'] or '-':>8}  {ports:<14}{state:<10}{r['log']}")
+    return all(r["healthy"] for r in rows)
+
+
+def _cmd_status(_: argparse.Namespace) -> int:
+    return 0 if _print_status() else 1
+
+
+def _cmd_summary(_: argparse.Namespace) -> int:
+    from minirec.data.movielens import dataset_dir, load
+
+    s = get_settings()
+    tables = load(dataset_dir(s.data_path))
+    inter = tables["interactions"]
+    print("MovieLens-100K")
+    print(f"  users {len(tables['users']):,}  items {len(tables['items']):,}  interactions {len(inter):,}")
+    print(f"  events {inter.event_timestamp.min():%Y-%m-%d} .. {inter.event_timestamp.max():%Y-%m-%d}; "
+          f"density {len(inter) / (len(tables['users']) * len(tables['items'])):.2%}")
+    print("Services")
+    ok = _print_status()
+    print(f"  Kafka {s.kafka_bootstrap} topics {', '.join(s.topics)}")
+    print(f"  Redis {s.redis_url}   Prometheus {s.prometheus_url}")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="minirec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("data", help="fetch MovieLens-100K (recbole wheel) into canonical parquet")
+    p.add_argument("--force", action="store_true", help="re-download and rewrite even if present")
+    p.set_defaults(fn=_cmd_data)
+    p = sub.add_parser("synth", help="write a seeded synthetic dataset with the same schema")
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--items", type=int, default=2_000)
+    p.add_argument("--mean-interactions", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default data/synthetic-<users>x<items>)")
+    p.set_defaults(fn=_cmd_synth)
+    for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
+                           ("down", _cmd_down, "stop the native services (data is kept)"),
+                           ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),
+                           ("summary", _cmd_summary, "print the data and service summary")]:
+        sub.add_parser(name, help=text).set_defaults(fn=fn)
+    args = parser.parse_args(argv)
+    from minirec.infra.process import InfraError
+    from minirec.data.movielens import DataError
+
+    try:
+        return args.fn(args)
+    except (InfraError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

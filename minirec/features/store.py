@@ -1,0 +1,160 @@
+"""Thin wrapper over the Feast repo in `feature_repo/`: open, apply, read, materialise.
+
+`feature_store.yaml` holds `${FEAST_PROJECT}`, `${REDIS_HOST}`, `${REDIS_PORT}`;
+`open_store` fills them from explicit arguments (defaults: settings), so a
+test can point a copy of the repo at its own Redis without touching the
+process environment. Nothing here runs at import time (`import feast` costs
+about 6 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import string
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from minirec.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+REPO_PATH = REPO_ROOT / "feature_repo"
+USER_SERVICE = "two_tower_v1"  # user-tower inputs (see feature_repo/services.py)
+ITEM_SERVICE = "two_tower_items_v1"  # item-tower inputs and the popularity score term
+REPO_FILES = ("feature_store.yaml", "entities.py", "sources.py", "views.py", "services.py")
+_REPO_MODULES = ("entities", "sources", "views", "services")
+
+
+class FeatureStoreError(RuntimeError):
+    """A Feast step cannot run (missing tables, empty view, unreachable Redis); the message names the fix."""
+
+
+def copy_repo(dest: Path, src: Path = REPO_PATH) -> Path:
+    """Copy the repo definitions (not its data) to `dest`, e.g. a test's temp folder."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in REPO_FILES:
+        shutil.copy2(src / name, dest / name)
+    return dest
+
+
+def open_store(repo_path: Path = REPO_PATH, *, project: str | None = None,
+               redis_host: str | None = None, redis_port: int | None = None) -> FeatureStore:
+    """A FeatureStore over `repo_path` with the yaml's ${VARS} filled (defaults from settings)."""
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    from minirec.settings import get_settings
+
+    s = get_settings()
+    values = {
+        "FEAST_PROJECT": project or s.feast_project,
+        "REDIS_HOST": redis_host or s.redis_host,
+        "REDIS_PORT": str(redis_port or s.redis_port),
+    }
+    text = (repo_path / "feature_store.yaml").read_text()
+    raw = yaml.safe_load(string.Template(text).safe_substitute(values))
+    config = RepoConfig(**raw)
+    config.repo_path = repo_path
+    return FeatureStore(repo_path=str(repo_path), config=config)
+
+
+@contextlib.contextmanager
+def _repo_on_path(repo_path: Path) -> Iterator[None]:
+    # Feast imports repo files as top-level modules relative to the cwd
+    # (`from entities import user`), so run the import from inside the repo
+    # and forget the modules afterwards: another repo copy must re-import.
+    old_cwd = os.getcwd()
+    for name in _REPO_MODULES:
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(repo_path))
+    os.chdir(repo_path)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path.remove(str(repo_path))
+        for name in _REPO_MODULES:
+            sys.modules.pop(name, None)
+
+
+def repo_objects(repo_path: Path = REPO_PATH) -> list[Any]:
+    """Every Feast object defined in the repo files (what `feast apply` would register)."""
+    from feast.repo_operations import parse_repo
+
+    with _repo_on_path(repo_path):
+        contents = parse_repo(repo_path)
+    return [*contents.entities, *contents.data_sources, *contents.feature_views,
+            *contents.stream_feature_views, *contents.on_demand_feature_views,
+            *contents.feature_services]
+
+
+def source_tables(repo_path: Path = REPO_PATH) -> dict[str, Path]:
+    """Parquet files the batch sources read (name -> absolute path)."""
+    data = repo_path / "data"
+    return {name: data / f"{name}.parquet" for name in
+            ("user_profile", "user_aggregates", "user_realtime", "item_attributes", "item_popularity")}
+
+
+def check_sources(repo_path: Path = REPO_PATH) -> dict[str, int]:
+    """Fail before touching the registry if a source table is missing or has no rows."""
+    import pyarrow.parquet as pq
+
+    rows = {}
+    for name, path in source_tables(repo_path).items():
+        if not path.exists():
+            raise FeatureStoreError(f"feature table {path} is missing; run the build_training_set step "
+                                    "(`make train`) to derive it from the lake")
+        try:
+            rows[name] = pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:  # corrupt parquet
+            raise FeatureStoreError(f"feature table {path} is unreadable ({exc}); rebuild it with `make train`") \
+                from exc
+        if rows[name] == 0:
+            raise FeatureStoreError(f"feature view source {name} has no rows ({path}); "
+                                    "the lake window is empty, nothing was applied")
+    return rows
+
+
+def apply_repo(store: FeatureStore, repo_path: Path = REPO_PATH) -> list[str]:
+    """`feast apply` in-process: register entities, sources, views, services; returns names."""
+    check_sources(repo_path)
+    objects = repo_objects(repo_path)
+    store.apply(objects)
+    return sorted(getattr(o, "name", str(o)) for o in objects)
+
+
+def historical_features(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+    """Point-in-time join of `service` features onto `entity_df` (keys + `event_timestamp`).
+
+    For every entity row, each view contributes its latest row with
+    `event_timestamp <= entity event_timestamp`. Returns the rows in the
+    entity_df order (Feast reorders; we restore it via a row id).
+    """
+    df = entity_df.copy()
+    df["_row"] = range(len(df))
+    fs = store.get_feature_service(service)
+    out = store.get_historical_features(entity_df=df, features=fs).to_df()
+    return out.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def online_features(store: FeatureStore, service: str, key: str, ids: Sequence[int]) -> pd.DataFrame:
+    """Online read of `service` for entity ids (column `key`), one row per id, in order."""
+    fs = store.get_feature_service(service)
+    return store.get_online_features(features=fs, entity_rows={key: [int(i) for i in ids]}).to_df()
+
+
+def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> None:
+    """Load the latest value per entity in [start, end] from the offline tables into Redis."""
+    from minirec.features.tables import CATALOGUE_EPOCH
+
+    start = start or (CATALOGUE_EPOCH - pd.Timedelta(days=1)).to_pydatetime()
+    store.materialize(start_date=start, end_date=end)

@@ -1,0 +1,40 @@
+"""The native stack: which servers run, in which order, from the settings."""
+
+from __future__ import annotations
+
+from minirec.infra.kafka import create_topics, kafka_server
+from minirec.infra.process import Server
+from minirec.infra.prometheus import prometheus_server
+from minirec.infra.redis_server import redis_server
+from minirec.settings import Settings
+
+
+def servers(s: Settings) -> list[Server]:
+    """Start order; stop runs in reverse."""
+    run = s.run_path
+    return [
+        redis_server(run / "redis", s.redis_host, s.redis_port),
+        kafka_server(run / "kafka", s.kafka_host, s.kafka_port, s.kafka_controller_port,
+                     heap_mb=s.kafka_heap_mb, partitions=s.kafka_partitions),
+        prometheus_server(run / "prometheus", s.prometheus_host, s.prometheus_port),
+    ]
+
+
+def up(s: Settings, echo=print) -> None:
+    for server in servers(s):
+        echo(f"starting {server.name} on {server.host}:{server.ports[0]} ...")
+        pid = server.start()
+        echo(f"  {server.name} healthy (pid {pid}, log {server.logfile})")
+        if server.name == "kafka":
+            created = create_topics(s.kafka_bootstrap, s.topics, s.kafka_partitions)
+            echo(f"  topics: {', '.join(s.topics)}" + (f" (created {', '.join(created)})" if created else ""))
+
+
+def down(s: Settings, echo=print) -> None:
+    for server in reversed(servers(s)):
+        was = server.stop()
+        echo(f"{server.name}: {'stopped' if was else 'not running'}")
+
+
+def status(s: Settings) -> list[dict]:
+    return [server.status() for server in servers(s)]

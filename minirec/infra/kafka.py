@@ -114,9 +114,12 @@ def create_topics(bootstrap: str, topics: list[str], partitions: int) -> list[st
 
 
 def kafka_server(home: Path, host: str, port: int, controller_port: int,
-                 heap_mb: int = 384, partitions: int = 3) -> Server:
-    """A Server for a Kafka node whose jars, config, data and log live under `home`."""
-    libs = home / "libs"
+                 heap_mb: int = 384, partitions: int = 3, libs: Path | None = None) -> Server:
+    """A Server for a Kafka node whose config, data and log live under `home`.
+
+    `libs` is the jar folder (default `<home>/libs`); tests share one resolved copy.
+    """
+    libs = libs or home / "libs"
     data = home / "data"
     config = home / "server.properties"
     classpath = f"{libs}/*"

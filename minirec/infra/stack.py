@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minirec.infra.kafka import create_topics, kafka_server
 from minirec.infra.process import Server
 from minirec.infra.prometheus import prometheus_server
 from minirec.infra.redis_server import redis_server
 from minirec.settings import Settings
+
+
+def kafka_libs(s: Settings) -> Path:
+    """Where Maven puts the broker jars (shared by the native stack and test fixtures)."""
+    return s.run_path / "kafka-libs"
 
 
 def servers(s: Settings) -> list[Server]:
@@ -15,7 +22,7 @@ def servers(s: Settings) -> list[Server]:
     return [
         redis_server(run / "redis", s.redis_host, s.redis_port),
         kafka_server(run / "kafka", s.kafka_host, s.kafka_port, s.kafka_controller_port,
-                     heap_mb=s.kafka_heap_mb, partitions=s.kafka_partitions),
+                     heap_mb=s.kafka_heap_mb, partitions=s.kafka_partitions, libs=kafka_libs(s)),
         prometheus_server(run / "prometheus", s.prometheus_host, s.prometheus_port),
     ]
 

@@ -1,0 +1,53 @@
+"""Prometheus scrapes itself and reports `up` through its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from minirec.infra.process import InfraError, free_port
+from minirec.infra.prometheus import prometheus_server, render_config
+
+from tests.conftest import service_unavailable
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    server = prometheus_server(tmp_path_factory.mktemp("prom"), "127.0.0.1", free_port())
+    try:
+        server.start()
+    except InfraError as exc:
+        service_unavailable("prometheus", exc)
+    yield f"http://127.0.0.1:{server.ports[0]}"
+    server.stop()
+
+
+def query(base: str, promql: str) -> list:
+    with urllib.request.urlopen(f"{base}/api/v1/query?query={promql}", timeout=5) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success"
+    return body["data"]["result"]
+
+
+def test_scrapes_itself_and_reports_up(prometheus):
+    deadline = time.monotonic() + 30
+    result = []
+    while time.monotonic() < deadline:
+        result = query(prometheus, "up")
+        if result:
+            break
+        time.sleep(1)
+    assert result, "no `up` series after 30 s"
+    jobs = {r["metric"]["job"]: r["value"][1] for r in result}
+    assert jobs.get("prometheus") == "1"
+
+
+def test_template_rejects_unknown_placeholder(tmp_path):
+    tmpl = tmp_path / "t.yml"
+    tmpl.write_text("# ${COMMENTS_ARE_COPIED}\ntargets: ['${MISSING}']\n")
+    with pytest.raises(InfraError, match="MISSING"):
+        render_config({}, tmpl)
+    assert render_config({"MISSING": "h:1"}, tmpl).endswith("targets: ['h:1']\n")

@@ -38,6 +38,15 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch_kafka(_: argparse.Namespace) -> int:
+    from minirec.infra.kafka import pom_version, resolve_jars
+    from minirec.infra.stack import kafka_libs
+
+    libs = resolve_jars(kafka_libs(get_settings()))
+    print(f"Apache Kafka {pom_version()} jars in {libs}")
+    return 0
+
+
 def _cmd_up(_: argparse.Namespace) -> int:
     from minirec.infra import stack
 
@@ -102,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
                            ("down", _cmd_down, "stop the native services (data is kept)"),
                            ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),
-                           ("summary", _cmd_summary, "print the data and service summary")]:
+                           ("summary", _cmd_summary, "print the data and service summary"),
+                           ("fetch-kafka", _cmd_fetch_kafka, "resolve the Kafka broker jars with Maven")]:
         sub.add_parser(name, help=text).set_defaults(fn=fn)
     args = parser.parse_args(argv)
     from minirec.infra.process import InfraError

@@ -26,7 +26,6 @@ class Settings(BaseSettings):
     kafka_port: int = Field(9092, ge=1, le=65535)
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
     kafka_internal_port: int = Field(29092, ge=1, le=65535)
-    kafka_version: str = "4.1.1"
     kafka_heap_mb: int = Field(384, ge=128)
     kafka_partitions: int = Field(3, ge=1)
     topic_interactions: str = "interactions"

@@ -114,8 +114,9 @@ def build_item_attributes(items: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def build_user_aggregates(inter: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Daily snapshots per user, from the first snapshot after the user's first event."""
+def build_user_aggregates(inter: pd.DataFrame, items: pd.DataFrame, all_users: np.ndarray) -> pd.DataFrame:
+    """Daily snapshots per user, from the first snapshot after the user's first event,
+    plus a zero row at CATALOGUE_EPOCH for every user in `all_users`."""
     days = snapshot_days(inter)  # (D+1,) snapshot times; day k spans days[k]..days[k+1]
     n_days = len(days) - 1
     users = np.sort(inter["user_id"].unique())
@@ -138,7 +139,7 @@ def build_user_aggregates(inter: pd.DataFrame, items: pd.DataFrame) -> pd.DataFr
     first = np.full(len(users), n_days, dtype=np.int64)
     np.minimum.at(first, u_idx, d_idx)
     rows_u, rows_d = np.nonzero(np.arange(n_days + 1)[None, :] > first[:, None])  # snapshots after first event
-    return pd.DataFrame({
+    snapshots = pd.DataFrame({
         "user_id": users[rows_u].astype(np.int64),
         "event_timestamp": days[rows_d],
         "u_cnt_7d": c7[rows_u, rows_d],
@@ -147,6 +148,18 @@ def build_user_aggregates(inter: pd.DataFrame, items: pd.DataFrame) -> pd.DataFr
         "u_mean_rating_30d": mean30[rows_u, rows_d],
         "u_genre_share_90d": list(share[rows_u, rows_d].astype(np.float32)),
     })
+    return pd.concat([_epoch_rows(all_users, {
+        "u_cnt_7d": 0, "u_cnt_30d": 0, "u_cnt_all": 0, "u_mean_rating_30d": np.float32(0.0),
+        "u_genre_share_90d": lambda: [0.0] * len(GENRES)}), snapshots], ignore_index=True)
+
+
+def _epoch_rows(user_ids: np.ndarray, values: dict) -> pd.DataFrame:
+    """A 'no activity yet' row per user at CATALOGUE_EPOCH, so a point-in-time lookup
+    before a user's first event finds zeros (not a missing row) offline and online."""
+    n = len(user_ids)
+    cols = {k: ([v() for _ in range(n)] if callable(v) else [v] * n) for k, v in values.items()}
+    return pd.DataFrame({"user_id": np.asarray(user_ids, dtype=np.int64),
+                         "event_timestamp": CATALOGUE_EPOCH, **cols})
 
 
 def build_item_popularity(inter: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
@@ -181,8 +194,9 @@ def build_item_popularity(inter: pd.DataFrame, items: pd.DataFrame) -> pd.DataFr
     }).assign(event_timestamp=lambda f: pd.to_datetime(f["event_timestamp"], utc=True))
 
 
-def build_user_realtime(inter: pd.DataFrame) -> pd.DataFrame:
-    """One row per (user, event second): last LAST_N distinct items (newest first), 1 h / 24 h counts.
+def build_user_realtime(inter: pd.DataFrame, all_users: np.ndarray) -> pd.DataFrame:
+    """One row per (user, event second): last LAST_N distinct items (newest first), 1 h / 24 h counts,
+    plus an empty row at CATALOGUE_EPOCH for every user in `all_users`.
 
     Counts cover (t - window, t], i.e. they include the events of second t."""
     ev = inter.sort_values(["user_id", "event_timestamp", "item_id"], kind="stable")
@@ -208,13 +222,15 @@ def build_user_realtime(inter: pd.DataFrame) -> pd.DataFrame:
         out_ts.append(ts[ends])
         out_1h.append(c1h)
         out_24h.append(c24h)
-    return pd.DataFrame({
+    events = pd.DataFrame({
         "user_id": np.asarray(out_user, dtype=np.int64),
         "event_timestamp": pd.to_datetime(np.concatenate(out_ts), unit="us", utc=True),
         "last_items": out_last,
         "u_cnt_1h": np.concatenate(out_1h).astype(np.int64),
         "u_cnt_24h": np.concatenate(out_24h).astype(np.int64),
     })
+    empty = _epoch_rows(all_users, {"last_items": lambda: [], "u_cnt_1h": 0, "u_cnt_24h": 0})
+    return pd.concat([empty, events], ignore_index=True)
 
 
 def build_feature_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -224,10 +240,11 @@ def build_feature_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFr
         raise FeatureDataError("the interaction log is empty: no feature can be computed; run `make data`")
     if inter["event_timestamp"].isna().any():
         raise FeatureDataError("interactions with a null event_timestamp: the lake is corrupt; run `make data`")
+    all_users = np.union1d(users["user_id"].values, inter["user_id"].values).astype(np.int64)
     return {
         "user_profile": build_user_profile(users),
-        "user_aggregates": build_user_aggregates(inter, items),
-        "user_realtime": build_user_realtime(inter),
+        "user_aggregates": build_user_aggregates(inter, items, all_users),
+        "user_realtime": build_user_realtime(inter, all_users),
         "item_attributes": build_item_attributes(items),
         "item_popularity": build_item_popularity(inter, items),
     }

@@ -8,6 +8,7 @@ broker runs as `java -cp 'libs/*' kafka.Kafka server.properties`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -31,7 +32,9 @@ def pom_version(pom: Path = POM) -> str:
 def resolve_jars(libs: Path) -> Path:
     """Resolve the broker jars with Maven into `libs` (skipped when already there)."""
     version = pom_version()
-    marker = libs / f".resolved-{version}"
+    # the marker is keyed by the pom's content, so editing the pom re-resolves
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    marker = libs / f".resolved-{version}-{digest}"
     if marker.exists():
         return libs
     require_binary("mvn", "install Maven (`apt-get install -y maven`) or run `make setup`")

@@ -1,0 +1,49 @@
+# minirec: a working miniature recommender system. `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help setup data synth up down status demo test test-fast runbooks compose-smoke lint clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## install system packages (apt), uv, the .venv from requirements.lock, Kafka jars (Maven)
+	@bash deploy/local/setup.sh
+
+data: setup ## fetch MovieLens-100K from the recbole wheel into data/ml-100k (idempotent)
+	@$(PY) -m minirec.cli data
+
+synth: setup ## write a synthetic dataset, e.g. make synth ARGS="--users 1000000 --items 100000"
+	@$(PY) -m minirec.cli synth $(ARGS)
+
+up: setup ## start Redis, Kafka (KRaft) and Prometheus natively on 127.0.0.1, wait until healthy
+	@$(PY) -m minirec.cli up
+
+down: ## stop the native services (data kept under run/)
+	@if [ -x $(PY) ]; then $(PY) -m minirec.cli down; fi
+
+status: ## show pid, ports and health of each native service
+	@$(PY) -m minirec.cli status
+
+demo: setup data up ## the main job: setup, data, services, then a summary
+	@$(PY) -m minirec.cli summary
+
+test: setup ## run every test (unit, real services, runbooks, compose smoke) — what CI runs
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: ## unit tests only (no servers, no runbooks)
+	@$(PY) -m pytest tests -m "not infra and not smoke and not slow" $(PYTEST_ARGS)
+
+runbooks: ## execute every python block of every runbook
+	@$(PY) -m pytest runbooks tests/runbooks $(PYTEST_ARGS)
+
+compose-smoke: ## really run docker-compose.yml under podman with locally built images
+	@bash deploy/podman/compose_smoke.sh
+
+lint: ## ruff
+	@$(PY) -m ruff check minirec tests services pipelines feature_repo monitoring loadtests
+
+clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
+	rm -rf run

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install everything native mode needs, idempotently:
+#   system packages (apt, as root): redis-server, prometheus, Java 17, Maven
+#   uv (from PyPI) and the project venv .venv from requirements.lock
+#   Apache Kafka jars (Maven Central, pinned in deploy/kafka/pom.xml)
+# Re-running it is cheap: each step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+UV_VERSION=0.13.9
+APT_PKGS=(redis-server prometheus openjdk-17-jre-headless maven)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v prometheus   >/dev/null || missing+=(prometheus)
+command -v java         >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn          >/dev/null || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    say "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing system packages: ${missing[*]}" >&2
+    echo "fix: sudo apt-get install -y ${APT_PKGS[*]}" >&2
+    exit 1
+  fi
+fi
+# Debian's packages start their own daemons where an init system runs;
+# native mode runs its own instances on the ports from .env instead.
+for svc in redis-server prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    say "stopping the distribution's $svc service (native mode starts its own)"
+    systemctl stop "$svc" || true
+  fi
+done
+
+if ! command -v uv >/dev/null; then
+  say "pip install uv==$UV_VERSION"
+  python3 -m pip install -q "uv==$UV_VERSION"
+fi
+export UV_PYTHON_DOWNLOADS=never   # use this machine's Python 3.11, never download one
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv (Python 3.11)"
+  uv venv -q .venv --python python3.11
+fi
+say "syncing .venv with requirements.lock (first run downloads ~3.5 GB: PyTorch's PyPI wheel brings CUDA libraries)"
+VIRTUAL_ENV="$PWD/.venv" uv pip sync -q requirements.lock
+VIRTUAL_ENV="$PWD/.venv" uv pip install -q --no-deps -e .
+
+say "resolving Apache Kafka jars with Maven"
+.venv/bin/python -m minirec.cli fetch-kafka
+say "setup done"

@@ -1,0 +1,1 @@
+"""Models: the two-tower retrieval model (one file, minirec.model.two_tower)."""

@@ -1,0 +1,136 @@
+"""docker-compose.yml: valid against the Compose Specification schema, and
+every port, topic and image in it comes from .env (the one settings source)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from minirec.infra.kafka import pom_version
+from minirec.settings import REPO_ROOT, Settings
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+SCHEMA = REPO_ROOT.parent / "shared" / "reference" / "compose-spec.json"
+VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}")
+
+
+def env_values() -> dict[str, str]:
+    out = {}
+    for line in (REPO_ROOT / ".env").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    if not SCHEMA.exists():
+        pytest.fail(f"compose schema not found at {SCHEMA}")
+    return json.loads(SCHEMA.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def interpolate(text: str, values: dict[str, str]) -> str:
+    text = text.replace("$$", "\0")
+    text = VAR.sub(lambda m: values[m.group(1)], text)
+    return text.replace("\0", "$")
+
+
+def test_valid_against_compose_spec(schema, compose):
+    jsonschema.Draft7Validator(schema).validate(compose)
+
+
+def test_valid_after_interpolation(schema):
+    rendered = yaml.safe_load(interpolate(COMPOSE.read_text(), env_values()))
+    jsonschema.Draft7Validator(schema).validate(rendered)
+    assert rendered["services"]["redis"]["ports"] == ["127.0.0.1:6379:6379"]
+
+
+def test_broken_copy_fails(schema, compose):
+    broken = copy.deepcopy(compose)
+    broken["services"]["redis"]["helthcheck"] = broken["services"]["redis"].pop("healthcheck")
+    with pytest.raises(jsonschema.ValidationError, match="helthcheck"):
+        jsonschema.Draft7Validator(schema).validate(broken)
+    wrong_type = copy.deepcopy(compose)
+    wrong_type["services"]["kafka"]["depends_on"] = 42
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(wrong_type)
+
+
+def test_every_variable_is_defined_in_env():
+    used = set(VAR.findall(COMPOSE.read_text()))
+    missing = used - set(env_values())
+    assert not missing, f"docker-compose.yml uses variables not in .env: {sorted(missing)}"
+
+
+def test_env_keys_are_settings_fields():
+    fields = {name.upper() for name in Settings.model_fields}
+    image_or_compose_only = {k for k in env_values() if k.endswith("_IMAGE") or k == "KAFKA_CLUSTER_ID"}
+    unknown = set(env_values()) - fields - image_or_compose_only
+    assert not unknown, f".env keys that Settings does not read: {sorted(unknown)}"
+
+
+def test_no_literal_ports_or_topics(compose):
+    text = COMPOSE.read_text()
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert not re.search(r"(?<![\w.$-])(?:\d{4,5})(?![\w.])", body.replace("127.0.0.1", "")), \
+        "a literal port number in docker-compose.yml; use a variable from .env"
+    for service in compose["services"].values():
+        for mapping in service.get("ports", []):
+            host_ip, host_port, container_port = mapping.split(":")
+            assert host_ip == "127.0.0.1"
+            assert VAR.fullmatch(host_port) and host_port == container_port
+    s = Settings()
+    for topic in s.topics:
+        assert not re.search(rf"\b{re.escape(topic)}\b", body), f"topic {topic!r} written literally"
+    init = " ".join(compose["services"]["kafka-init"]["command"])
+    for name in ("TOPIC_INTERACTIONS", "TOPIC_IMPRESSIONS", "TOPIC_EXPOSURES", "TOPIC_DEADLETTER"):
+        assert f"${{{name}}}" in init
+
+
+def test_healthchecks_and_dependencies(compose):
+    services = compose["services"]
+    for name in ("kafka", "redis", "prometheus", "grafana"):
+        assert "healthcheck" in services[name], name
+    assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_kafka_image_tag_matches_pinned_pom():
+    tag = env_values()["KAFKA_IMAGE"].rsplit(":", 1)[1]
+    assert tag == pom_version(), f"KAFKA_IMAGE tag {tag} differs from deploy/kafka/pom.xml {pom_version()}"
+
+
+def test_settings_read_env_file():
+    values = env_values()
+    s = Settings()
+    assert s.kafka_port == int(values["KAFKA_PORT"])
+    assert s.redis_url == f"redis://{values['REDIS_HOST']}:{values['REDIS_PORT']}/0"
+    assert s.topics[0] == values["TOPIC_INTERACTIONS"]
+
+
+def test_environment_overrides_env_file(monkeypatch):
+    monkeypatch.setenv("REDIS_PORT", "7777")
+    assert Settings().redis_port == 7777
+    monkeypatch.setenv("REDIS_PORT", "not-a-port")
+    with pytest.raises(Exception, match="redis_port"):
+        Settings()
+
+
+def test_grafana_provisioning_points_at_prometheus(compose):
+    ds = yaml.safe_load((REPO_ROOT / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert ds["datasources"][0]["url"] == "$PROMETHEUS_URL"
+    assert compose["services"]["grafana"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:${PROMETHEUS_PORT}"
+    for path in Path(REPO_ROOT / "monitoring/grafana/dashboards").glob("*.json"):
+        assert json.loads(path.read_text())["panels"], path.name

@@ -73,6 +73,28 @@ def _print_status() -> bool:
     return all(r["healthy"] for r in rows)
 
 
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from minirec.infra import stack
+    from minirec.infra.kafka import kafka_topics
+
+    s = get_settings()
+    result = stack.probe(s, timeout_s=args.timeout)
+    for name, ok in result.items():
+        print(f"{name:<12}{'healthy' if ok else 'NOT healthy'}")
+    if args.topics and result.get("kafka"):
+        import time
+
+        deadline = time.monotonic() + args.timeout
+        missing = set(s.topics)
+        while missing and time.monotonic() < deadline:
+            missing = set(s.topics) - kafka_topics(s.kafka_bootstrap)
+            time.sleep(0 if not missing else 2)
+        print(f"topics      {'all present' if not missing else 'missing ' + ', '.join(sorted(missing))}")
+        if missing:
+            return 1
+    return 0 if all(result.values()) else 1
+
+
 def _cmd_status(_: argparse.Namespace) -> int:
     return 0 if _print_status() else 1
 
@@ -108,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default data/synthetic-<users>x<items>)")
     p.set_defaults(fn=_cmd_synth)
+    p = sub.add_parser("probe", help="wait until each service answers its health check (no pid files)")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait (default 180)")
+    p.add_argument("--topics", action="store_true", help="also require every topic from .env")
+    p.set_defaults(fn=_cmd_probe)
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
                            ("down", _cmd_down, "stop the native services (data is kept)"),
                            ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),

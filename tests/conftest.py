@@ -35,6 +35,13 @@ def service_unavailable(what: str, exc: Exception) -> None:
     pytest.skip(msg)  # local runs only; under CI we failed above
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that use a real server fixture get the `infra` marker (make test-fast skips them)."""
+    for item in items:
+        if {"redis_server", "kafka_broker"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.infra)
+
+
 @dataclass
 class Endpoint:
     host: str

@@ -97,6 +97,17 @@ def kafka_health(bootstrap: str) -> bool:
         consumer.close()
 
 
+def kafka_topics(bootstrap: str) -> set[str]:
+    """Names of the topics the broker knows."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        return set(consumer.topics())
+    finally:
+        consumer.close()
+
+
 def create_topics(bootstrap: str, topics: list[str], partitions: int) -> list[str]:
     """Create missing topics; returns the names created."""
     from kafka.admin import KafkaAdminClient, NewTopic

@@ -45,3 +45,17 @@ def down(s: Settings, echo=print) -> None:
 
 def status(s: Settings) -> list[dict]:
     return [server.status() for server in servers(s)]
+
+
+def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0) -> dict[str, bool]:
+    """Health of each service by its own check only (no pid files): for servers
+    this process did not start, such as containers. Waits until all pass or the
+    timeout; returns name -> healthy."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = {srv.name: srv.healthy() for srv in servers(s)}
+        if all(result.values()) or time.monotonic() > deadline:
+            return result
+        time.sleep(interval_s)

@@ -1,0 +1,139 @@
+"""Training loop for the two-tower model: in-batch sampled softmax with logQ.
+
+For a batch of B (user, positive item) pairs the other B-1 positives act as
+negatives. They were sampled in proportion to their frequency q_j, so the
+softmax over-penalises popular items; subtracting log q_j from each logit
+(the logQ correction, Yi et al. 2019) makes the loss an unbiased estimate of
+the full softmax. Rows whose positive equals another row's positive are not
+treated as negatives of each other. AdamW, early stopping on validation
+NDCG@10, seeded and deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from minirec.model.two_tower import TwoTower, take
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 25
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 4  # epochs without a validation gain before stopping
+    seed: int = 0
+    threads: int = 1  # measured: 11 ms/step at 1 thread vs 18 ms at 2 on the shared 2-core box
+    logq: bool = True
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: TwoTower  # weights of the best validation epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    best_epoch: int = 0
+    best_valid: float = float("nan")
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def in_batch_loss(u: torch.Tensor, v: torch.Tensor, targets: torch.Tensor, log_q: torch.Tensor | None,
+                  temperature: float) -> torch.Tensor:
+    """u (B, d), v (B, d) normalised; targets (B,) item index; log_q (M,) or None -> scalar loss."""
+    logits = u @ v.T / temperature  # (B, B): row = user, column = in-batch item
+    if log_q is not None:
+        logits = logits - log_q[targets][None, :]
+    same = targets[None, :] == targets[:, None]  # (B, B) duplicated positives
+    same.fill_diagonal_(False)
+    logits = logits.masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(targets)))
+
+
+def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets: torch.Tensor,
+                    items: Mapping[str, torch.Tensor], item_freq: np.ndarray,
+                    validate: Callable[[TwoTower], float], cfg: TrainConfig) -> TrainResult:
+    """users: encoded (N, ...) features per training label; targets (N,) catalogue item positions
+    0..M-1 into `items` (encoded (M, ...)); item_freq (M,) training counts; validate -> NDCG@10."""
+    set_determinism(cfg.seed, cfg.threads)
+    g = torch.Generator().manual_seed(cfg.seed)
+    q = torch.as_tensor((item_freq + 1.0) / (item_freq.sum() + len(item_freq)), dtype=torch.float32)
+    log_q = torch.log(q) if cfg.logq else None  # (M,)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(targets)
+    steps = (n + cfg.batch_size - 1) // cfg.batch_size
+    result = TrainResult(model=model, config=asdict(cfg))
+    best_state, best, bad = None, -1.0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.epochs * steps, desc="two-tower", disable=not cfg.progress, mininterval=2.0)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=g)
+        total = 0.0
+        for s in range(0, n, cfg.batch_size):
+            idx = perm[s:s + cfg.batch_size]
+            t = targets[idx]  # (B,)
+            u = model.user_tower(take(users, idx))  # (B, d)
+            v = model.item_tower(take(items, t))  # (B, d)
+            loss = in_batch_loss(u, v, t, log_q, model.cfg.temperature)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            bar.update(1)
+        model.eval()
+        score = float(validate(model))
+        result.history.append({"epoch": epoch, "loss": total / n, "valid_ndcg@10": score})
+        bar.set_postfix(loss=f"{total / n:.3f}", valid_ndcg=f"{score:.4f}")
+        if score > best:
+            best, bad, result.best_epoch = score, 0, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.best_valid, result.seconds = best, time.perf_counter() - t0
+    return result
+
+
+def plot_history(history: list[dict[str, float]], path: Path, title: str = "two-tower training") -> Path:
+    """Loss and validation NDCG@10 per epoch, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(ep, [h["loss"] for h in history], "o-", color="tab:blue", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("in-batch softmax loss", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(ep, [h["valid_ndcg@10"] for h in history], "s-", color="tab:orange", label="valid NDCG@10")
+    ax2.set_ylabel("validation NDCG@10", color="tab:orange")
+    ax1.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                            ("fetch-kafka", _cmd_fetch_kafka, "resolve the Kafka broker jars with Maven")]:
         sub.add_parser(name, help=text).set_defaults(fn=fn)
     args = parser.parse_args(argv)
-    from minirec.infra.process import InfraError
     from minirec.data.movielens import DataError
+    from minirec.infra.process import InfraError
 
     try:
         return args.fn(args)

@@ -86,7 +86,9 @@ def server_properties(host: str, port: int, controller_port: int, log_dir: Path,
 
 def kafka_health(bootstrap: str) -> bool:
     """A metadata request with kafka-python: True when the broker answers."""
-    from kafka import KafkaConsumer  # local import: kafka-python is not needed to import this module
+    from kafka import (
+        KafkaConsumer,  # local import: kafka-python is not needed to import this module
+    )
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=3000,
                              metadata_max_age_ms=1000)

@@ -10,7 +10,6 @@ import pytest
 
 from minirec.infra.process import InfraError, free_port
 from minirec.infra.prometheus import prometheus_server, render_config
-
 from tests.conftest import service_unavailable
 
 

@@ -1,0 +1,157 @@
+"""Online user features: Feast defines them, one raw Redis round trip reads them.
+
+Feast's `get_online_features` costs about 3x a raw Redis read for one user
+and ~5x for a batch (FACTS.md; `loadtests/bench_features.py` re-measures it).
+So the service reads the definition from the Feast registry once at startup
+(feature service -> views -> feature names and types) and then reads the
+rows itself with exactly the keys and fields Feast writes
+(feast/infra/online_stores/redis.py):
+
+    key   = serialize_entity_key(user_id, v3) + project            (binary)
+    field = murmur3_32("<view>:<feature>") little-endian (4 bytes),
+            plus "_ts:<view>" per view
+    value = a serialised feast ValueProto
+
+Every user of a batch is one HMGET in one pipeline (one round trip), and the
+same pipeline fetches the user's seen-set (`seen_key`). A user without any
+row is "cold" (Feast would return all None). `tests/serving/test_features.py`
+proves parity with `get_online_features`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mmh3
+
+VALUE_TYPE_INT64 = 4  # feast ValueType.INT64
+VALUE_TYPE_STRING = 2  # feast ValueType.STRING (join key names are tagged with it)
+
+
+def feast_field(view: str, feature: str) -> bytes:
+    """Feast's Redis hash field for one feature (murmur3_32, little-endian, 4 bytes)."""
+    return struct.pack("<Q", mmh3.hash(f"{view}:{feature}", signed=False))[:4]
+
+
+def feast_entity_key(join_key: str, value: int, project: str) -> bytes:
+    """Feast's Redis key for a single int64 join key, entity_key_serialization_version 3."""
+    k = join_key.encode()
+    return (struct.pack("<I", 1) + struct.pack("<I", VALUE_TYPE_STRING) + struct.pack("<I", len(k)) + k
+            + struct.pack("<I", VALUE_TYPE_INT64) + struct.pack("<I", 8) + struct.pack("<q", value)
+            + project.encode())
+
+
+def seen_key(project: str, user_id: int) -> str:
+    """Redis set of every item the user rated (written by `backfill_seen` and the stream processor)."""
+    return f"{project}:seen:{user_id}"
+
+
+def decode_value(raw: bytes | None) -> Any:
+    """A serialised feast ValueProto -> a Python value (lists for *_list_val), None when absent."""
+    if not raw:
+        return None
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    v = Value()
+    v.ParseFromString(raw)
+    kind = v.WhichOneof("val")
+    if kind is None or kind == "null_val":
+        return None
+    out = getattr(v, kind)
+    if kind.endswith("_list_val"):
+        return list(out.val)
+    return out
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """What to read for one feature service: (view, feature) pairs in order."""
+
+    service: str
+    project: str
+    join_key: str
+    features: list[tuple[str, str]]  # (view, feature)
+
+    @property
+    def names(self) -> list[str]:
+        return [f for _, f in self.features]
+
+    @property
+    def views(self) -> list[str]:
+        return list(dict.fromkeys(v for v, _ in self.features))
+
+    @property
+    def fields(self) -> list[bytes]:
+        return [feast_field(v, f) for v, f in self.features]
+
+
+def layout_from_feast(store: Any, service: str) -> FeatureLayout:
+    """Read the feature service definition from a Feast FeatureStore's registry."""
+    fs = store.get_feature_service(service)
+    feats: list[tuple[str, str]] = []
+    join_keys = set()
+    for proj in fs.feature_view_projections:
+        fv = store.get_feature_view(proj.name)
+        join_keys.update(fv.projection.join_key_map.get(c.name, c.name) for c in fv.entity_columns)
+        feats += [(proj.name, f.name) for f in proj.features]
+    if len(join_keys) != 1:
+        raise ValueError(f"feature service {service}: expected one join key, got {sorted(join_keys)}")
+    return FeatureLayout(service=service, project=store.config.project, join_key=join_keys.pop(), features=feats)
+
+
+def open_layout(repo: Path, service: str, project: str, redis_host: str, redis_port: int) -> FeatureLayout:
+    from minirec.features.store import open_store
+
+    store = open_store(repo, project=project, redis_host=redis_host, redis_port=redis_port)
+    return layout_from_feast(store, service)
+
+
+class OnlineFeatures:
+    """Raw reader of Feast's Redis online store for one feature service."""
+
+    def __init__(self, client: Any, layout: FeatureLayout):
+        self.client = client  # redis.Redis
+        self.layout = layout
+        self._fields = layout.fields
+
+    def read(self, user_ids: Sequence[int], with_seen: bool = True
+             ) -> tuple[list[dict[str, Any] | None], list[set[int]]]:
+        """One round trip for all users: feature dicts (None = cold user) and seen-sets."""
+        lay = self.layout
+        with self.client.pipeline(transaction=False) as pipe:
+            for u in user_ids:
+                pipe.hmget(feast_entity_key(lay.join_key, int(u), lay.project), self._fields)
+                if with_seen:
+                    pipe.smembers(seen_key(lay.project, int(u)))
+            replies = pipe.execute()
+        step = 2 if with_seen else 1
+        rows: list[dict[str, Any] | None] = []
+        seen: list[set[int]] = []
+        for i in range(len(user_ids)):
+            values = replies[i * step]
+            if all(v is None for v in values):
+                rows.append(None)
+            else:
+                rows.append({name: decode_value(v) for name, v in zip(lay.names, values)})
+            seen.append({int(x) for x in replies[i * step + 1]} if with_seen else set())
+        return rows, seen
+
+
+def backfill_seen(client: Any, project: str, interactions: Any, batch: int = 500) -> int:
+    """Write every user's rated items into their seen-set (`interactions`: user_id, item_id frame)."""
+    n = 0
+    groups = interactions.groupby("user_id")["item_id"]
+    with client.pipeline(transaction=False) as pipe:
+        for j, (u, items) in enumerate(groups):
+            key = seen_key(project, int(u))
+            pipe.delete(key)
+            pipe.sadd(key, *[int(i) for i in items.unique()])
+            n += 1
+            if (j + 1) % batch == 0:
+                pipe.execute()
+        pipe.execute()
+    return n

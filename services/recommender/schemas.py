@@ -1,0 +1,92 @@
+"""Request, response and event models of the recommender (pydantic v2).
+
+The same models validate HTTP input (BentoML builds the OpenAPI schema from
+them), shape the responses, and define the `impressions` Kafka event.
+`SAMPLE_*` payloads live in `sample_payloads.json`, shared by the API docs,
+the tests and the Locust file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_K = 100
+MAX_ID = 2**53  # ids travel as JSON numbers; Feast keys them as int64
+Variant = Literal["control", "treatment"]
+FallbackReason = Literal["cold_start", "online_store_unavailable"]
+SAMPLES_PATH = Path(__file__).with_name("sample_payloads.json")
+
+
+def samples() -> dict:
+    """The shared sample payloads (docs, tests, Locust)."""
+    return json.loads(SAMPLES_PATH.read_text())
+
+
+class RecommendRequest(BaseModel):
+    """Top-k films for a user."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [samples()["recommend"]]})
+
+    user_id: int = Field(..., ge=1, le=MAX_ID, description="MovieLens user id")
+    k: int = Field(10, ge=1, le=MAX_K, description="number of items to return (1-100)")
+    exclude_seen: bool = Field(True, description="drop items the user has already rated")
+    variant: Variant = Field("control", description="model arm: control (production) or treatment")
+    timings: bool = Field(False, description="include per-stage timings (ms) in the response")
+
+
+class SimilarItemsRequest(BaseModel):
+    """Films closest to a film in the item-embedding space (cosine)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [samples()["similar_items"]]})
+
+    item_id: int = Field(..., ge=1, le=MAX_ID, description="MovieLens item id")
+    k: int = Field(10, ge=1, le=MAX_K, description="number of items to return (1-100)")
+    variant: Variant = Field("control", description="model arm whose embeddings are used")
+
+
+class Item(BaseModel):
+    item_id: int
+    title: str
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    items: list[Item]
+    model_version: str
+    variant: Variant
+    request_id: str
+    fallback: FallbackReason | None = None
+    timings_ms: dict[str, float] | None = None
+
+
+class SimilarItemsResponse(BaseModel):
+    item_id: int
+    items: list[Item]
+    model_version: str
+    variant: Variant
+    request_id: str
+
+
+class ImpressionEvent(BaseModel):
+    """One served list, as logged to the `impressions` topic (keyed by user_id)."""
+
+    schema_version: int = 1
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str
+    user_id: int
+    items: list[int]
+    scores: list[float]
+    model_version: str
+    variant: Variant
+    fallback: FallbackReason | None = None
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex

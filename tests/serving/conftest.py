@@ -1,0 +1,116 @@
+"""Serving fixtures: a trained world in the session Redis, and `bentoml serve` processes.
+
+`world`: loadtests.world builds a small synthetic dataset, trains and registers
+a real bundle in a temp BentoML model store, and materialises the Feast
+features (plus seen-sets) into the session `redis_server` under its own
+Feast project, so other tests' keys are untouched.
+
+`serve(...)` starts the recommender as a real `bentoml serve` process on a
+free port (own process group, stopped at teardown) with settings overridden
+through the environment, and waits for /readyz.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from minirec.infra.kafka import create_topics
+from minirec.infra.process import InfraError, Server, free_port
+from minirec.settings import REPO_ROOT
+
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory, redis_server):
+    from loadtests.world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"), redis_server.host, redis_server.port)
+
+
+def service_env(world, *, kafka_bootstrap: str, topic: str, redis_port: int | None = None,
+                model_store: Path | None = None, **extra: str) -> dict[str, str]:
+    host, port = kafka_bootstrap.split(":")
+    env = {**world.env, "KAFKA_HOST": host, "KAFKA_PORT": port, "TOPIC_IMPRESSIONS": topic,
+           "RECOMMENDER_ITEMS_TABLE": str(world.data_dir / "items.parquet"),
+           "BENTOML_HOME": str(world.root / "bentoml_home"), "BENTOML_DO_NOT_TRACK": "True",
+           "PYTHONPATH": str(REPO_ROOT)}
+    if redis_port is not None:
+        env["REDIS_PORT"] = str(redis_port)
+    if model_store is not None:
+        env["MODEL_STORE_DIR"] = str(model_store)
+    env.update(extra)
+    return env
+
+
+def ready(url: str) -> bool:
+    return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+
+
+class Running:
+    def __init__(self, server: Server, url: str):
+        self.server, self.url = server, url
+        self.client = httpx.Client(base_url=url, timeout=10)
+
+    def post(self, path: str, payload) -> httpx.Response:
+        return self.client.post(path, json=payload)
+
+    def metrics(self) -> str:
+        return self.client.get("/metrics").text
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.stop(timeout_s=15)
+
+
+def serve(state_dir: Path, env: dict[str, str], target: str = "services.recommender.service:Recommender",
+          name: str = "recommender") -> Running:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Server(name=name, argv=[BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+                    host="127.0.0.1", ports=[port], state_dir=state_dir, health=lambda: ready(url),
+                    hint="read the log: the service failed to start or never became ready",
+                    env=env, cwd=REPO_ROOT, start_timeout_s=120)
+    try:
+        server.start()
+    except InfraError:
+        server.stop()
+        raise
+    return Running(server, url)
+
+
+def metric_values(text: str, name: str) -> dict[str, float]:
+    """{label-string: value} of every sample of `name` in a Prometheus text page."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key[len(name):]] = float(value)
+    return out
+
+
+def metric_sum(text: str, name: str, contains: str = "") -> float:
+    return sum(v for k, v in metric_values(text, name).items() if contains in k and not k.startswith("_"))
+
+
+@pytest.fixture(scope="session")
+def impressions_topic(kafka_broker) -> str:
+    name = f"impressions-{uuid.uuid4().hex[:8]}"
+    create_topics(kafka_broker.bootstrap, [name], partitions=3)
+    return name
+
+
+@pytest.fixture(scope="session")
+def recommender(world, kafka_broker, impressions_topic, tmp_path_factory):
+    """The recommender with batching on, against the session Redis and Kafka."""
+    env = service_env(world, kafka_bootstrap=kafka_broker.bootstrap, topic=impressions_topic,
+                      RECOMMENDER_BATCHING="true")
+    running = serve(tmp_path_factory.mktemp("svc"), env)
+    yield running
+    running.stop()

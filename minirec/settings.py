@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     model_name: str = "two_tower"
     gate_tolerance: float = Field(0.005, ge=0.0)
 
+    # --- serving (issue 4) ---
+    recommender_host: str = "127.0.0.1"
+    recommender_port: int = Field(3001, ge=1, le=65535)
+    recommender_floor_port: int = Field(3002, ge=1, le=65535)
+    recommender_batching: bool = True
+    recommender_max_batch_size: int = Field(32, ge=1, le=1024)
+    recommender_max_latency_ms: int = Field(2000, ge=1)
+    recommender_max_concurrency: int = Field(128, ge=1)
+    recommender_workers: int = Field(1, ge=1)
+    recommender_threads: int = Field(1, ge=1)
+    recommender_overfetch: int = Field(50, ge=0)
+    recommender_reload_interval_s: float = Field(2.0, gt=0)
+    recommender_redis_timeout_ms: int = Field(100, ge=1)
+    recommender_impression_buffer: int = Field(10000, ge=1)
+    feature_repo_dir: Path = Path("feature_repo")
+    recommender_items_table: Path = Path("data/ml-100k/items.parquet")
+    feature_repo_dir: Path = Path("feature_repo")
+
     # --- derived values (never stored twice) ---
     @property
     def kafka_bootstrap(self) -> str:
@@ -95,6 +113,19 @@ class Settings(BaseSettings):
     @property
     def model_store_path(self) -> Path:
         return self.path(self.model_store_dir)
+
+    # --- serving (issue 4) ---
+    @property
+    def recommender_url(self) -> str:
+        return f"http://{self.recommender_host}:{self.recommender_port}"
+
+    @property
+    def feature_repo_path(self) -> Path:
+        return self.path(self.feature_repo_dir)
+
+    @property
+    def feature_repo_path(self) -> Path:
+        return self.path(self.feature_repo_dir)
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,13 +73,37 @@ class RunbookFile(pytest.File):
         cwd = os.getcwd()
         try:
             os.chdir(self.path.parent)
-            exec(compiled, self.namespace)  # noqa: S102 - executing our own runbook code is the point
+            with single_threaded():
+                exec(compiled, self.namespace)  # noqa: S102 - executing our own runbook code is the point
         except BaseException:
             self.failed_at = line
             raise
         finally:
             os.chdir(cwd)
             self.ran.add(idx)
+
+
+@contextmanager
+def single_threaded():
+    """Run a block with one BLAS/OpenMP thread (and one torch thread).
+
+    Runbook arrays are tiny: on a busy 2-core machine thread start-up and
+    contention made blocks 10-30x slower than single-threaded. Limits are
+    restored afterwards, so the rest of the test session is unaffected.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    with threadpool_limits(limits=1):
+        try:
+            if torch:
+                torch.set_num_threads(1)
+            yield
+        finally:
+            torch = sys.modules.get("torch")
+            if torch:
+                torch.set_num_threads(before or max(1, os.cpu_count() or 1))
 
 
 class RunbookError(Exception):

@@ -83,7 +83,7 @@ class RunContext:
         if run_id is None:
             run_id = "full" if window_end is None else pd.Timestamp(window_end).strftime("%Y%m%dT%H%M%S")
         ctx = cls(run_id=run_id, data_dir=s.data_path / "ml-100k", artifacts_dir=s.artifacts_path,
-                  feature_repo=REPO_ROOT / "feature_repo", model_store=s.model_store_path,
+                  feature_repo=s.feature_repo_path, model_store=s.model_store_path,
                   feast_project=s.feast_project, redis_host=s.redis_host, redis_port=s.redis_port,
                   model_name=s.model_name, window_end=window_end, gate_tolerance=s.gate_tolerance)
         train_over = overrides.pop("train", None)
@@ -319,22 +319,31 @@ def _baselines(split_hist: pd.DataFrame, cat, cut: pd.Timestamp, params: dict[st
         "most_popular": B.fit_most_popular(split_hist, cat),
         "recent_popular": B.fit_recent_popular(split_hist, cat, cut, days=params["recent_days"]),
         "item_knn": B.fit_item_knn(split_hist, cat, neighbours=params["knn_neighbours"]),
-        "bpr_mf": B.fit_bpr_mf(split_hist, cat, epochs=params["bpr_epochs"]),
+        "als_mf": B.fit_als_mf(split_hist, cat, alpha=params["als_alpha"]),
     }
 
 
-def _tune_baselines(split, cat, valid_ev) -> dict[str, Any]:
-    """Baseline hyperparameters chosen on validation NDCG@10 (never on test)."""
+def _tune_baselines(split, cat, valid_ev) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Baseline hyperparameters chosen on validation NDCG@10 (never on test).
+
+    Returns (params, the fitted validation scorers of the chosen settings)."""
     from minirec.train import baselines as B
     from minirec.train.evaluate import evaluate_scores
 
-    def ndcg(scorer) -> float:
-        return evaluate_scores(scorer(valid_ev.user_ids), valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
+    def best(grid, fit):
+        fitted = {g: fit(g) for g in grid}
+        scores = {g: evaluate_scores(f(valid_ev.user_ids), valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
+                  for g, f in fitted.items()}
+        g = max(grid, key=lambda x: scores[x])
+        return g, fitted[g]
 
-    days = max((7, 14, 30), key=lambda d: ndcg(B.fit_recent_popular(split.train, cat, split.cut_valid, d)))
-    neigh = max((50, 200, cat.n_items), key=lambda k: ndcg(B.fit_item_knn(split.train, cat, k)))
-    epochs = max((10, 30), key=lambda e: ndcg(B.fit_bpr_mf(split.train, cat, epochs=e)))
-    return {"recent_days": days, "knn_neighbours": int(neigh), "bpr_epochs": epochs}
+    days, recent = best((7, 14, 30), lambda d: B.fit_recent_popular(split.train, cat, split.cut_valid, d))
+    neigh, knn = best((50, 200, cat.n_items), lambda k: B.fit_item_knn(split.train, cat, k))
+    alpha, als = best((1.0, 10.0), lambda a: B.fit_als_mf(split.train, cat, alpha=a))
+    params = {"recent_days": days, "knn_neighbours": int(neigh), "als_alpha": alpha}
+    fitted = {"most_popular": B.fit_most_popular(split.train, cat), "recent_popular": recent,
+              "item_knn": knn, "als_mf": als}
+    return params, fitted
 
 
 def evaluate(ctx: RunContext) -> dict[str, Any]:
@@ -349,7 +358,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
     users_valid, items_valid, users_test, items_test = _frames(
         ctx, "users_valid", "items_valid", "users_test", "items_test")
     model, _ = load_dir(ctx.run_dir / "model")
-    params = _tune_baselines(split, cat, valid_ev)
+    params, valid_scorers = _tune_baselines(split, cat, valid_ev)
     results: dict[str, dict[str, dict[str, float]]] = {"valid": {}, "test": {}}
     per_user: dict[str, np.ndarray] = {}
     setups = {
@@ -357,7 +366,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
         "test": (test_ev, pd.concat([split.train, split.valid]), split.cut_test, users_test, items_test),
     }
     for part, (ev, hist, cut, users, items) in setups.items():
-        scorers = _baselines(hist, cat, cut, params)
+        scorers = valid_scorers if part == "valid" else _baselines(hist, cat, cut, params)
         scorers = {MODEL_KEY: lambda u, users=users, items=items:
                    _tower_scores(model, users, items, u, cat.item_ids), **scorers}
         for name, scorer in scorers.items():

@@ -60,41 +60,34 @@ def fit_item_knn(history: pd.DataFrame, cat: Catalogue, neighbours: int = 100) -
     return score
 
 
-def fit_bpr_mf(history: pd.DataFrame, cat: Catalogue, dim: int = 64, epochs: int = 30,
-               lr: float = 0.01, reg: float = 1e-4, batch: int = 2048, seed: int = 0) -> Scorer:
-    """Matrix factorisation with BPR loss (uniform negative sampling), item bias included."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    u = torch.as_tensor(cat.user_index(history["user_id"].values), dtype=torch.long)  # (N,)
-    i = torch.as_tensor(cat.item_index(history["item_id"].values), dtype=torch.long)  # (N,)
-    P = torch.nn.Embedding(cat.n_users, dim)  # user factors
-    Q = torch.nn.Embedding(cat.n_items, dim)  # item factors
-    b = torch.nn.Embedding(cat.n_items, 1)  # item bias
-    for e in (P, Q):
-        torch.nn.init.normal_(e.weight, std=0.1, generator=g)
-    torch.nn.init.zeros_(b.weight)
-    params = [*P.parameters(), *Q.parameters(), *b.parameters()]
-    opt = torch.optim.Adam(params, lr=lr)
-    n = len(u)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        for s in range(0, n, batch):
-            idx = perm[s:s + batch]
-            uu, ii = u[idx], i[idx]
-            jj = torch.randint(0, cat.n_items, (len(idx),), generator=g)  # sampled negatives
-            pu = P(uu)
-            x = (pu * (Q(ii) - Q(jj))).sum(-1) + (b(ii) - b(jj)).squeeze(-1)  # (B,) score margin
-            loss = -torch.nn.functional.logsigmoid(x).mean() \
-                + reg * (pu.pow(2).sum() + Q(ii).pow(2).sum() + Q(jj).pow(2).sum()) / len(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        users_f = P.weight.numpy().copy()
-        items_f = Q.weight.numpy().copy()
-        bias = b.weight.numpy()[:, 0].copy()
+def fit_als_mf(history: pd.DataFrame, cat: Catalogue, factors: int = 64, alpha: float = 10.0,
+               reg: float = 0.1, iterations: int = 8, seed: int = 0) -> Scorer:
+    """Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren, Volinsky 2008).
+
+    Preference p_ui = 1 if u interacted with i, confidence c_ui = 1 + alpha * p_ui. Each half-step
+    solves, per user u, (YᵀY + alpha · Y_uᵀY_u + reg·I) x_u = (1 + alpha) · Σ_{i∈u} y_i, and the
+    same for items. Deterministic given the seed; a few seconds on MovieLens-100K."""
+    rng = np.random.default_rng(seed)
+    u = cat.user_index(history["user_id"].values)
+    i = cat.item_index(history["item_id"].values)
+    by_user = pd.Series(i).groupby(u).unique()  # user -> its items
+    by_item = pd.Series(u).groupby(i).unique()  # item -> its users
+    X = rng.normal(0, 0.01, (cat.n_users, factors))  # (U, f) user factors
+    Y = rng.normal(0, 0.01, (cat.n_items, factors))  # (M, f) item factors
+    eye = reg * np.eye(factors)
+
+    def half_step(fixed: np.ndarray, groups: pd.Series, out: np.ndarray) -> None:
+        gram = fixed.T @ fixed + eye  # (f, f)
+        out[:] = 0.0
+        for row, cols in groups.items():
+            F_r = fixed[cols]  # (n_r, f)
+            out[row] = np.linalg.solve(gram + alpha * F_r.T @ F_r, (1.0 + alpha) * F_r.sum(axis=0))
+
+    for _ in range(iterations):
+        half_step(Y, by_user, X)
+        half_step(X, by_item, Y)
 
     def score(users: np.ndarray) -> np.ndarray:
-        return users_f[cat.user_index(users)] @ items_f.T + bias[None, :]
+        return X[cat.user_index(users)] @ Y.T
 
     return score

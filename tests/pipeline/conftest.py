@@ -1,0 +1,38 @@
+"""Fixtures for the training pipeline: a small synthetic lake, a private Feast
+repo and model store per test, Redis from the session's real redis-server."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from minirec.data.synthetic import SyntheticConfig, generate
+
+
+@pytest.fixture(scope="session")
+def synthetic_lake(tmp_path_factory) -> Path:
+    """data/ml-100k-shaped folder with ~4k synthetic interactions over 60 days."""
+    root = tmp_path_factory.mktemp("lake")
+    generate(SyntheticConfig(n_users=250, n_items=150, mean_interactions=16, days=60, seed=7),
+             root / "ml-100k")
+    return root / "ml-100k"
+
+
+@pytest.fixture
+def make_ctx(tmp_path, synthetic_lake):
+    """Build a RunContext isolated in tmp_path (own Feast repo copy, artifacts, model store)."""
+    from minirec.features.store import copy_repo
+    from minirec.pipeline import RunContext
+
+    def _make(redis=None, **overrides):
+        repo = copy_repo(tmp_path / "feature_repo")
+        base = dict(data_dir=synthetic_lake, artifacts_dir=tmp_path / "artifacts", feature_repo=repo,
+                    model_store=tmp_path / "bentoml", feast_project=f"t{uuid.uuid4().hex[:8]}",
+                    redis_host=redis.host if redis else "127.0.0.1", redis_port=redis.port if redis else 1,
+                    train={"epochs": 2, "progress": False})
+        base.update(overrides)
+        return RunContext.from_settings(run_id=overrides.pop("run_id", "test"), **base)
+
+    return _make

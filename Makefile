@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
+# compiled bytecode is cached in .venv (the environment here may say not to; imports are then 2-3x slower)
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
 .PHONY: help setup data synth up down status demo test test-fast runbooks compose-smoke lint clean

@@ -90,6 +90,8 @@ class Status:
 class Engine:
     def __init__(self, cfg: EngineConfig | None = None, start: bool = True):
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.cfg = cfg or EngineConfig.from_settings()
         self.m = metrics.get()
@@ -97,7 +99,9 @@ class Engine:
         self.features = None  # OnlineFeatures, once the Feast layout is read
         self.redis = redis.Redis(host=self.cfg.redis_host, port=self.cfg.redis_port,
                                  socket_timeout=self.cfg.redis_timeout_s,
-                                 socket_connect_timeout=self.cfg.redis_timeout_s, health_check_interval=0)
+                                 socket_connect_timeout=self.cfg.redis_timeout_s, health_check_interval=0,
+                                 retry=Retry(NoBackoff(), 0))  # redis-py's default retries sleep for seconds
+        self._redis_down_until = 0.0  # circuit breaker: skip the online store briefly after a failure
         self.impressions = None
         if self.cfg.impressions:
             from services.recommender.impressions import ImpressionLog
@@ -212,7 +216,7 @@ class Engine:
         rows: list[dict | None] = [None] * n
         seen: list[set[int]] = [set() for _ in range(n)]
         fallback: list[str | None] = [None] * n
-        if self.features is None:
+        if self.features is None or time.monotonic() < self._redis_down_until:
             fallback = ["online_store_unavailable"] * n
         else:
             try:
@@ -221,9 +225,9 @@ class Engine:
             except Exception as exc:  # redis.ConnectionError / TimeoutError
                 log.debug("online store unavailable: %s", exc)
                 fallback = ["online_store_unavailable"] * n
+                self._redis_down_until = time.monotonic() + 0.5  # retry the store at most twice a second
         t1 = time.perf_counter()
         results: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-        t2 = t3 = t1
         # group the personalised requests by model version: one encode + one search per version
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(reqs):
@@ -242,8 +246,6 @@ class Engine:
             ret += tc - tb
             for j, i in enumerate(idx):
                 results[i] = top_k(ids[j], scores[j], reqs[i].k, seen[i] if reqs[i].exclude_seen else set())
-        t2 = t1 + enc
-        t3 = t2 + ret
         out = []
         for i, r in enumerate(reqs):
             mv = models.get(r.variant, models["control"])
@@ -254,8 +256,7 @@ class Engine:
                 items=[Item(item_id=it, title=mv.title(it), score=round(s, 6)) for it, s in results[i]],
                 model_version=mv.tag, variant=r.variant, request_id=new_request_id(), fallback=fallback[i]))
         t4 = time.perf_counter()
-        stage = {"features": t1 - t0, "encode": t2 - t1, "retrieve": t3 - t2, "filter": t4 - t3 - 0.0}
-        stage["filter"] = max(0.0, (t4 - t1) - enc - ret)
+        stage = {"features": t1 - t0, "encode": enc, "retrieve": ret, "filter": max(0.0, (t4 - t1) - enc - ret)}
         for name, sec in stage.items():
             self.m.stage.labels(name).observe(sec)
         self.m.batch.observe(n)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +51,18 @@ def seen_key(project: str, user_id: int) -> str:
     return f"{project}:seen:{user_id}"
 
 
+@lru_cache(maxsize=1)
+def _value_class():
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return Value
+
+
 def decode_value(raw: bytes | None) -> Any:
     """A serialised feast ValueProto -> a Python value (lists for *_list_val), None when absent."""
     if not raw:
         return None
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    v = Value()
+    v = _value_class()()
     v.ParseFromString(raw)
     kind = v.WhichOneof("val")
     if kind is None or kind == "null_val":

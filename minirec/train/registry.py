@@ -11,7 +11,9 @@ run id; files under `bentoml.models.get(tag).path`):
     item_embeddings.npy (M, d) float32 L2-normalised item-tower outputs
                         (cosine "similar items": item_embeddings @ item_embeddings.T)
     item_ids.npy        (M,) int64 row -> MovieLens item_id
-    index.faiss         FAISS HNSW inner-product index over item_vectors
+    index.faiss         FAISS HNSW (L2) over MIPS-augmented item_vectors
+                        [x, sqrt(phi^2 - |x|^2)]; query it with
+                        `minirec.train.ann.search(index, q, k)` (appends the 0)
     features.json       feature services and feature names the towers read
 
 Labels: `stage` = candidate | production | archived, `run_id`.
@@ -20,7 +22,8 @@ git commit, ANN recall/latency, training seconds.
 
 Serving: `b = load_bundle(stage="production")`; read the user's
 `two_tower_v1` features online; `q = user_vector(b.model, feats, user_id)`
-(d+1,); `b.index.search(q[None], k)` -> rows of item_ids.
+(d+1,); `rows, _ = ann.search(b.index, q[None], k)` -> b.item_ids[rows[0]].
+Similar items: cosine over item_embeddings (no popularity term).
 
 The store lives at settings.model_store_path (MODEL_STORE_DIR in .env), not
 in ~/bentoml, so native runs, tests and containers point at one folder.
@@ -84,12 +87,14 @@ def register(files_dir: Path, *, store_path: Path, name: str, version: str,
 
 
 def _set_stage(model: Any, stage: str) -> None:
-    import attr
+    from bentoml._internal.models.model import ModelInfo
 
-    labels = dict(model.info.labels)
-    labels["stage"] = stage
-    model._info = attr.evolve(model.info, labels=labels)  # model.yaml is the source of truth
-    model._write_info()
+    info = model.info
+    labels = {**info.labels, "stage": stage}
+    model._info = ModelInfo(tag=info.tag, module=info.module, labels=labels, options=info.options,
+                            metadata=info.metadata, context=info.context, signatures=info.signatures,
+                            api_version=info.api_version, creation_time=info.creation_time)
+    model._write_info()  # model.yaml in the store entry is the source of truth for the stage
 
 
 def list_models(store_path: Path, name: str) -> list[Any]:

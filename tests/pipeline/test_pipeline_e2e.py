@@ -10,6 +10,7 @@ import pytest
 from minirec import pipeline as P
 from minirec.features.store import USER_SERVICE, online_features
 from minirec.model.two_tower import user_vector
+from minirec.train.ann import search
 from minirec.train.registry import get_stage, load_bundle, promote
 
 
@@ -36,7 +37,7 @@ def test_pipeline_end_to_end(make_ctx, redis_server):
     feats = online_features(store, USER_SERVICE, "user_id", [uid]).iloc[0].to_dict()
     q = user_vector(bundle.model, feats, uid)
     assert q.shape == (bundle.item_vectors.shape[1],) and np.isfinite(q).all()
-    _, rows = bundle.index.search(q[None, :], 10)
+    rows, _ = search(bundle.index, q[None, :], 10)
     assert len(set(bundle.item_ids[rows[0]])) == 10
 
     # a second registration as candidate, then promote: the first becomes archived

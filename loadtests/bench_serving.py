@@ -1,0 +1,300 @@
+"""`make bench-serving`: batching on, batching off and the BentoML floor, in one run.
+
+For each target it starts a fresh `bentoml serve` (one at a time, same worker and
+thread settings), warms it up, then runs Locust headless:
+  * saturation: SAT_USERS users with no wait -> requests/s, errors;
+  * fixed offered loads (RATES req/s, constant throughput) -> p50/p95/p99;
+and reads the server's CPU time (utime + stime of every process in its
+process group, from /proc) around each run: CPU µs per request is robust when
+Locust shares the two cores.
+
+World: by default a private Redis on a free port, a private Kafka (or the
+configured one when it answers), and a model trained by loadtests.world on a
+synthetic dataset shaped like MovieLens-100K; `--stack` uses the configured
+Redis, Kafka and model store instead (`make up && make train`).
+
+Writes artifacts/bench/serving.json, serving.md and serving.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from minirec.infra.process import Server, free_port, group_members  # noqa: E402
+from minirec.settings import get_settings  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TARGETS = {
+    "batching_on": ("services.recommender.service:Recommender", {"RECOMMENDER_BATCHING": "true"}, "full"),
+    "batching_off": ("services.recommender.service:Recommender", {"RECOMMENDER_BATCHING": "false"}, "full"),
+    "floor": ("services.recommender.floor:Floor", {}, "recommend"),
+}
+
+
+def clk() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_s(pgid: int) -> float:
+    total = 0
+    for pid in group_members(pgid):
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+            total += int(f[11]) + int(f[12])  # utime, stime (clock ticks)
+        except (OSError, IndexError):
+            pass
+    return total / clk()
+
+
+def start_service(name: str, target: str, env: dict[str, str], state: Path) -> tuple[Server, str]:
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    srv = Server(name=name, argv=[str(BIN / "bentoml"), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+                 host="127.0.0.1", ports=[port], state_dir=state,
+                 health=lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200,
+                 hint=f"see {state}/{name}.log", env=env, cwd=REPO, start_timeout_s=180)
+    srv.start()
+    return srv, url
+
+
+def locust(url: str, users: int, seconds: int, mix: str, out: Path, rate: float | None,
+           users_file: Path) -> dict:
+    env = {**os.environ, "LOCUST_MIX": mix, "LOCUST_USERS_FILE": str(users_file), "PYTHONPATH": str(REPO)}
+    env.pop("LOCUST_RATE", None)
+    if rate:
+        env["LOCUST_RATE"] = str(rate)
+    cmd = [str(BIN / "locust"), "-f", str(REPO / "loadtests" / "locustfile.py"), "--headless", "-u", str(users),
+           "-r", str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(out), "--only-summary",
+           "--loglevel", "WARNING", "--stop-timeout", "5"]
+    subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=seconds + 60)
+    with open(f"{out}_stats.csv") as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    agg = rows["Aggregated"]
+    rec = {k: v for k, v in rows.items() if k.startswith("/recommend") and k != "/recommend (cold)"}
+    rec = rec.get("/recommend", agg)
+
+    def num(r, k):
+        try:
+            return float(r[k])
+        except (KeyError, ValueError):
+            return float("nan")
+
+    return {"requests": int(num(agg, "Request Count")), "failures": int(num(agg, "Failure Count")),
+            "rps": num(agg, "Requests/s"), "p50_ms": num(agg, "50%"), "p95_ms": num(agg, "95%"),
+            "p99_ms": num(agg, "99%"), "recommend_p99_ms": num(rec, "99%")}
+
+
+def measure(name: str, url: str, srv: Server, mix: str, args, work: Path, users_file: Path) -> dict:
+    pgid = srv.pid()
+    res = {"rates": {}}
+    locust(url, 8, 5, mix, work / f"{name}_warm", None, users_file)  # warm-up (batcher training, caches)
+    c0 = group_cpu_s(pgid)
+    sat = locust(url, args.sat_users, args.seconds, mix, work / f"{name}_sat", None, users_file)
+    c1 = group_cpu_s(pgid)
+    sat["cpu_us_per_request"] = (c1 - c0) / max(sat["requests"], 1) * 1e6
+    res["saturation"] = sat
+    for rate in args.rates:
+        users = max(1, int(rate // args.rate_per_user))
+        r = locust(url, users, args.seconds, mix, work / f"{name}_r{rate}", args.rate_per_user, users_file)
+        res["rates"][str(rate)] = r
+        print(f"  {name} @ {rate} req/s offered: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.0f} ms, "
+              f"p99 {r['p99_ms']:.0f} ms, failures {r['failures']}", flush=True)
+    print(f"  {name} saturation: {sat['rps']:.0f} req/s, {sat['cpu_us_per_request']:.0f} µs CPU/request, "
+          f"failures {sat['failures']}", flush=True)
+    return res
+
+
+def build_env(args, work: Path) -> tuple[dict[str, str], Path, list]:
+    """Redis + Kafka + model for the services; returns env, users file, servers to stop."""
+    import pandas as pd
+
+    from minirec.infra.kafka import create_topics, kafka_health, kafka_server, resolve_jars
+    from minirec.infra.redis_server import redis_server
+    from minirec.infra.stack import kafka_libs
+
+    s = get_settings()
+    stop: list = []
+    env = {"BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO), "BENTOML_HOME": str(work / "bentoml_home")}
+    if args.stack:
+        inter = pd.read_parquet(s.data_path / "ml-100k" / "interactions.parquet", columns=["user_id", "item_id"])
+        bootstrap = s.kafka_bootstrap
+    else:
+        from loadtests.world import build_world
+
+        rds = redis_server(work / "redis", "127.0.0.1", free_port(), persist=False)
+        rds.start()
+        stop.append(rds)
+        print(f"building the serving world (synthetic {args.users} users x {args.items} items)...", flush=True)
+        world = build_world(work / "world", "127.0.0.1", rds.ports[0], users=args.users, items=args.items,
+                            mean_interactions=args.mean_interactions, epochs=2)
+        env.update(world.env)
+        env["RECOMMENDER_ITEMS_TABLE"] = str(world.data_dir / "items.parquet")
+        inter = pd.read_parquet(world.data_dir / "interactions.parquet", columns=["user_id", "item_id"])
+        try:
+            kafka_health(s.kafka_bootstrap)
+            bootstrap = s.kafka_bootstrap
+        except Exception:
+            libs = kafka_libs(s)
+            resolve_jars(libs)
+            k = kafka_server(work / "kafka", "127.0.0.1", free_port(), free_port(), heap_mb=256, partitions=3,
+                             libs=libs)
+            k.start()
+            stop.append(k)
+            bootstrap = f"127.0.0.1:{k.ports[0]}"
+    topic = f"bench-impressions-{int(time.time())}"
+    create_topics(bootstrap, [topic], partitions=3)
+    host, port = bootstrap.split(":")
+    env.update({"KAFKA_HOST": host, "KAFKA_PORT": port, "TOPIC_IMPRESSIONS": topic})
+    counts = inter.groupby("user_id").size()
+    users_file = work / "population.json"
+    users_file.write_text(json.dumps({"user_ids": counts.index.astype(int).tolist(),
+                                      "weights": counts.astype(float).tolist(),
+                                      "item_ids": sorted(inter["item_id"].astype(int).unique().tolist())}))
+    return env, users_file, stop
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, res in results.items():
+        xs, p50, p99 = [], [], []
+        for rate, r in sorted(res["rates"].items(), key=lambda kv: float(kv[0])):
+            xs.append(r["rps"])
+            p50.append(r["p50_ms"])
+            p99.append(r["p99_ms"])
+        sat = res["saturation"]
+        xs.append(sat["rps"])
+        p50.append(sat["p50_ms"])
+        p99.append(sat["p99_ms"])
+        line, = ax.plot(xs, p99, marker="o", label=f"{name} p99")
+        ax.plot(xs, p50, marker=".", linestyle="--", color=line.get_color(), label=f"{name} p50")
+    ax.set_xlabel("achieved throughput (requests/s); last point = saturation")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.set_title("recommender latency vs load (1 worker, 2 shared cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(out: dict) -> str:
+    r = out["targets"]
+    lines = ["# Serving benchmark", "",
+             f"`{out['command']}` on {out['machine']}, {out['date']}; Locust {out['sat_users']} users, no wait, "
+             f"{out['seconds']} s per point; fixed loads at {', '.join(map(str, out['rates']))} req/s offered.", "",
+             "| target | saturation req/s | server CPU µs/request | p50 ms | p95 ms | p99 ms | errors |",
+             "|---|---|---|---|---|---|---|"]
+    for name, res in r.items():
+        s = res["saturation"]
+        lines.append(f"| {name} | {s['rps']:.0f} | {s['cpu_us_per_request']:.0f} | {s['p50_ms']:.0f} | "
+                     f"{s['p95_ms']:.0f} | {s['p99_ms']:.0f} | {s['failures']} |")
+    lines += ["", "Latency at fixed offered load (ms, p50 / p95 / p99; achieved req/s):", "",
+              "| target | " + " | ".join(f"{x} req/s" for x in out["rates"]) + " |",
+              "|---|" + "---|" * len(out["rates"])]
+    for name, res in r.items():
+        cells = [f"{v['p50_ms']:.0f} / {v['p95_ms']:.0f} / {v['p99_ms']:.0f} ({v['rps']:.0f})"
+                 for v in res["rates"].values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    t = out["summary"]
+    lines += ["", "| interface key | value | target |", "|---|---|---|"]
+    targets = {"ratio_on_off": "≥ 1.3", "ratio_recommend_floor": "≥ 0.7", "p99_ms": "≤ 30", "errors": "0"}
+    for k in ("rps_batching_on", "rps_batching_off", "rps_floor", "ratio_on_off", "ratio_recommend_floor",
+              "cpu_us_per_request_on", "cpu_us_per_request_off", "cpu_us_per_request_floor",
+              "p50_ms", "p95_ms", "p99_ms", "errors"):
+        v = t[k]
+        lines.append(f"| {k} | {v:.2f} | {targets.get(k, '')} |" if isinstance(v, float) else
+                     f"| {k} | {v} | {targets.get(k, '')} |")
+    lines += ["", "p50/p95/p99 in the summary are /recommend-mix latencies at 100 req/s offered with batching on.",
+              "![latency vs load](serving.png)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--sat-users", type=int, default=64)
+    p.add_argument("--rates", type=int, nargs="*", default=[50, 100, 200])
+    p.add_argument("--rate-per-user", type=float, default=5.0)
+    p.add_argument("--targets", nargs="*", default=list(TARGETS))
+    p.add_argument("--stack", action="store_true", help="use the configured Redis/Kafka/model store")
+    p.add_argument("--users", type=int, default=943)
+    p.add_argument("--items", type=int, default=1682)
+    p.add_argument("--mean-interactions", type=float, default=40.0)
+    p.add_argument("--out", type=Path, default=get_settings().artifacts_path / "bench")
+    args = p.parse_args(argv)
+    if 100 not in args.rates:
+        args.rates.append(100)
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    env, users_file, infra = build_env(args, work)
+    results = {}
+    try:
+        for name in args.targets:
+            target, extra, mix = TARGETS[name]
+            print(f"[{name}] starting {target}", flush=True)
+            srv, url = start_service(name, target, {**env, **extra}, work / name)
+            try:
+                results[name] = measure(name, url, srv, mix, args, work, users_file)
+            finally:
+                srv.stop(timeout_s=15)
+    finally:
+        for s in reversed(infra):
+            s.stop()
+    on, off, floor = (results.get(k, {}) for k in ("batching_on", "batching_off", "floor"))
+
+    def g(res, *path, default=float("nan")):
+        for k in path:
+            if not isinstance(res, dict) or k not in res:
+                return default
+            res = res[k]
+        return res
+
+    at100 = g(on, "rates", "100", default={})
+    summary = {
+        "rps_batching_on": g(on, "saturation", "rps"), "rps_batching_off": g(off, "saturation", "rps"),
+        "rps_floor": g(floor, "saturation", "rps"),
+        "cpu_us_per_request_on": g(on, "saturation", "cpu_us_per_request"),
+        "cpu_us_per_request_off": g(off, "saturation", "cpu_us_per_request"),
+        "cpu_us_per_request_floor": g(floor, "saturation", "cpu_us_per_request"),
+        "p50_ms": at100.get("p50_ms", float("nan")), "p95_ms": at100.get("p95_ms", float("nan")),
+        "p99_ms": at100.get("p99_ms", float("nan")),
+        "errors": int(sum(r["saturation"]["failures"] + sum(v["failures"] for v in r["rates"].values())
+                          for r in results.values())),
+    }
+    summary["ratio_on_off"] = summary["rps_batching_on"] / summary["rps_batching_off"]
+    summary["ratio_recommend_floor"] = summary["rps_batching_on"] / summary["rps_floor"]
+    out = {**summary, "summary": summary, "targets": results,
+           "command": "make bench-serving (python loadtests/bench_serving.py " + " ".join(argv or sys.argv[1:]) + ")",
+           "machine": f"{os.cpu_count()} cores, {platform.platform()}", "date": time.strftime("%Y-%m-%d %H:%M"),
+           "sat_users": args.sat_users, "seconds": args.seconds, "rates": args.rates,
+           "settings": {k: v for k, v in get_settings().model_dump().items() if k.startswith("recommender_")}}
+    (args.out / "serving.json").write_text(json.dumps(out, indent=2, default=str))
+    (args.out / "serving.md").write_text(markdown(out))
+    plot(results, args.out / "serving.png")
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/serving.json, serving.md, serving.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

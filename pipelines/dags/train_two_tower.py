@@ -23,10 +23,11 @@ def _run(step: str, data_interval_end=None, params=None) -> dict:
 
     params = params or {}
     end = params.get("window_end") or (data_interval_end.isoformat() if data_interval_end else None)
-    run_id = params.get("run_id") or pendulum.instance(data_interval_end).format("YYYYMMDDTHHmmss")
-    train = {"epochs": int(params["epochs"])} if params.get("epochs") else None
+    run_id = params.get("run_id") or (
+        pendulum.instance(data_interval_end).format("YYYYMMDDTHHmmss") if data_interval_end else "manual")
+    train = {"epochs": int(params["epochs"]), "progress": False} if params.get("epochs") else {"progress": False}
     ctx = RunContext.from_settings(run_id=run_id, window_end=end, train=train)
-    out = run_step(step, ctx)
+    run_step(step, ctx)
     return {"step": step, "run_id": ctx.run_id, "run_dir": str(ctx.run_dir)}
 
 

@@ -27,12 +27,13 @@ def make_ctx(tmp_path, synthetic_lake):
     from minirec.pipeline import RunContext
 
     def _make(redis=None, **overrides):
+        run_id = overrides.pop("run_id", "test")
         repo = copy_repo(tmp_path / "feature_repo")
         base = dict(data_dir=synthetic_lake, artifacts_dir=tmp_path / "artifacts", feature_repo=repo,
                     model_store=tmp_path / "bentoml", feast_project=f"t{uuid.uuid4().hex[:8]}",
                     redis_host=redis.host if redis else "127.0.0.1", redis_port=redis.port if redis else 1,
                     train={"epochs": 2, "progress": False})
         base.update(overrides)
-        return RunContext.from_settings(run_id=overrides.pop("run_id", "test"), **base)
+        return RunContext.from_settings(run_id=run_id, **base)
 
     return _make

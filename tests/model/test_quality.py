@@ -1,0 +1,74 @@
+"""Model quality on the real MovieLens-100K split, through the whole native pipeline
+(`make train` path: every step, real Redis, BentoML registry), then the serving path.
+
+Slow (a few minutes on 2 cores); runs in CI. The data must have been fetched
+(`make data`); under CI a missing lake is a failure, locally a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from minirec import pipeline as P
+from minirec.features.store import USER_SERVICE, copy_repo, online_features
+from minirec.model.two_tower import user_vector
+from minirec.settings import get_settings
+from minirec.train.ann import search
+from minirec.train.registry import get_stage, load_bundle, promote, register
+
+LAKE = get_settings().data_path / "ml-100k"
+
+
+@pytest.fixture(scope="module")
+def lake():
+    if not (LAKE / "interactions.parquet").exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{LAKE} is missing: run `make data` before the tests")
+        pytest.skip(f"{LAKE} is missing: run `make data`")
+    return LAKE
+
+
+@pytest.mark.slow
+def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_server):
+    ctx = P.RunContext.from_settings(
+        run_id="quality", data_dir=lake, artifacts_dir=tmp_path / "artifacts",
+        feature_repo=copy_repo(tmp_path / "feature_repo"), model_store=tmp_path / "bentoml",
+        feast_project=f"q{uuid.uuid4().hex[:8]}", redis_host=redis_server.host, redis_port=redis_server.port,
+        train={"progress": False})
+    P.run(ctx)
+    metrics = json.loads((ctx.latest_dir / "metrics.json").read_text())
+    comparison = json.loads((ctx.latest_dir / "comparison.json").read_text())
+    baselines = {"most_popular", "recent_popular", "item_knn", "als_mf"}
+    assert baselines | {"two_tower"} == set(metrics)
+    tt = metrics["two_tower"]
+    for name in baselines:
+        assert tt["ndcg@10"] > metrics[name]["ndcg@10"], (name, tt["ndcg@10"], metrics[name]["ndcg@10"])
+        assert tt["recall@10"] > metrics[name]["recall@10"], (name, tt["recall@10"], metrics[name]["recall@10"])
+    ci = comparison["bootstrap_vs_best_test"]
+    assert ci["low"] > 0, ci  # paired bootstrap 95 % interval of the NDCG@10 gain is above zero
+    assert comparison["test_users"] == 166  # global 80/10/10 cut of ML-100K
+    ann = json.loads((ctx.latest_dir / "ann.json").read_text())
+    assert ann["recall"] >= 0.99, ann
+
+    # serving path: production bundle + online features from Redis -> top-10 via the ANN index
+    bundle = load_bundle(ctx.model_store, ctx.model_name)
+    assert bundle.tag == f"{ctx.model_name}:quality" and bundle.metadata["feature_service"] == USER_SERVICE
+    feats = online_features(ctx.store(ctx.feature_repo), USER_SERVICE, "user_id", [1]).iloc[0].to_dict()
+    assert feats["last_items"] is not None and len(feats["last_items"]) == 20
+    q = user_vector(bundle.model, feats, 1)
+    rows, _ = search(bundle.index, q[None, :], 10)
+    exact = np.argsort(-(bundle.item_vectors @ q), kind="stable")[:10]
+    assert set(rows[0]) == set(exact)
+
+    # stages: a second bundle registered as candidate, then promoted; the first is archived
+    tag2 = register(ctx.run_dir / "bundle", store_path=ctx.model_store, name=ctx.model_name, version="second",
+                    metadata={"valid_ndcg@10": 0.0})
+    assert get_stage(ctx.model_store, ctx.model_name, "candidate").tag.version == "second"
+    promote(ctx.model_store, tag2)
+    assert get_stage(ctx.model_store, ctx.model_name, "production").tag.version == "second"
+    assert get_stage(ctx.model_store, ctx.model_name, "archived").tag.version == "quality"

@@ -6,7 +6,6 @@ the one it is served. Bump the version when the feature list changes.
 """
 
 from feast import FeatureService
-
 from views import item_attributes, item_popularity, user_aggregates, user_profile, user_realtime
 
 # User-tower inputs, read per request by the recommender and per label in training.

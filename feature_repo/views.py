@@ -7,10 +7,9 @@ the aggregate views are at most one day stale).
 
 from datetime import timedelta
 
+from entities import item, user
 from feast import FeatureView, Field
 from feast.types import Array, Float32, Int64, String
-
-from entities import item, user
 from sources import (
     item_attributes_source,
     item_popularity_source,

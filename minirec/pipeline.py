@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,7 @@ def validate_data(ctx: RunContext) -> dict[str, Any]:
     except Exception as exc:  # unreadable parquet
         raise DataError(f"the lake under {ctx.data_dir} is unreadable ({type(exc).__name__}: {exc}); "
                         "re-fetch it with `make data`") from exc
-    inter, items, users = tables["interactions"], tables["items"], tables["users"]
+    inter, items = tables["interactions"], tables["items"]
     need = {"interactions": ["user_id", "item_id", "rating", "event_timestamp"],
             "items": ["item_id", "genres", "year"], "users": ["user_id", "age", "gender", "occupation"]}
     for name, cols in need.items():
@@ -427,7 +427,7 @@ def plot_results(test: dict[str, dict[str, float]], path: Path) -> Path:
 
     names = sorted(test, key=lambda k: -test[k]["ndcg@10"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric in zip(axes, ("ndcg", "recall")):
+    for ax, metric in zip(axes, ("ndcg", "recall"), strict=True):
         x = np.arange(len(names))
         for j, k in enumerate((10, 50, 100)):
             ax.bar(x + (j - 1) * 0.27, [test[n][f"{metric}@{k}"] for n in names], width=0.27, label=f"@{k}")
@@ -463,10 +463,10 @@ def build_index(ctx: RunContext) -> dict[str, Any]:
     """Item vectors as of the window end -> FAISS HNSW; recall and latency against exact search."""
     import faiss
 
-    from minirec.model.two_tower import USER_FEATURES, ITEM_FEATURES, item_vectors, user_vectors
+    from minirec.features.store import ITEM_SERVICE, USER_SERVICE
+    from minirec.model.two_tower import ITEM_FEATURES, USER_FEATURES, item_vectors, user_vectors
     from minirec.train.ann import build_exact, build_hnsw, measure
     from minirec.train.registry import load_dir
-    from minirec.features.store import ITEM_SERVICE, USER_SERVICE
 
     _read_json(ctx.run_dir / "gate.json")
     tables = _load_run_tables(ctx)
@@ -497,7 +497,8 @@ def build_index(ctx: RunContext) -> dict[str, Any]:
 def register(ctx: RunContext) -> dict[str, Any]:
     """Save the bundle in the BentoML model store as `candidate`; promote when auto_promote."""
     from minirec.features.store import USER_SERVICE
-    from minirec.train.registry import promote, register as reg
+    from minirec.train.registry import promote
+    from minirec.train.registry import register as reg
 
     gate_info = _read_json(ctx.run_dir / "gate.json")
     if not gate_info.get("passed"):
@@ -526,7 +527,8 @@ def materialize(ctx: RunContext) -> dict[str, Any]:
     """Publish the run's feature tables to the live Feast repo, apply, materialise into Redis."""
     import redis
 
-    from minirec.features.store import FeatureStoreError, apply_repo, check_sources, materialize as mat
+    from minirec.features.store import FeatureStoreError, apply_repo, check_sources
+    from minirec.features.store import materialize as mat
 
     rows = check_sources(ctx.run_repo)  # fails before anything live changes
     try:
@@ -648,11 +650,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = RunContext.from_settings(run_id=a.run_id, window_end=a.window_end, train=train_over,
                                    auto_promote=not a.no_promote)
     if a.cmd == "step":
-        out = run_step(a.name, ctx)
+        run_step(a.name, ctx)
     else:
-        out = run(ctx, [s_ for s_ in STEPS if s_ not in a.skip])
-    summary = out.get("evaluate", out) if isinstance(out, dict) else out
-    print(json.dumps({"run_dir": str(ctx.run_dir)}, indent=2))
+        run(ctx, [s_ for s_ in STEPS if s_ not in a.skip])
+    print(json.dumps({"run_dir": str(ctx.run_dir), "latest": str(ctx.latest_dir)}, indent=2))
     return 0
 
 

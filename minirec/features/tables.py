@@ -210,7 +210,7 @@ def build_user_realtime(inter: pd.DataFrame, all_users: np.ndarray) -> pd.DataFr
         c24h = ends + 1 - np.searchsorted(ts, ts[ends] - 86_400_000_000, side="right")
         recent: list[int] = []
         start = 0
-        for k, end in enumerate(ends):
+        for end in ends:
             for item in it[start:end + 1]:
                 if item in recent:
                     recent.remove(item)

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from minirec.features.store import ITEM_SERVICE, USER_SERVICE, historical_features, point_in_time_join
+from minirec.features.store import (
+    ITEM_SERVICE,
+    USER_SERVICE,
+    historical_features,
+    point_in_time_join,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -72,7 +72,7 @@ def measure(ann, exact, queries: np.ndarray, k: int = 100) -> dict[str, float]:
     q = np.ascontiguousarray(queries, dtype=np.float32)
     got, _ = search(ann, q, k)
     _, want = exact.search(q, k)
-    recall = float(np.mean([len(set(g) & set(w)) / k for g, w in zip(got, want)]))
+    recall = float(np.mean([len(set(g) & set(w)) / k for g, w in zip(got, want, strict=True)]))
     return {"k": k, "queries": int(len(q)), "recall": recall, "items": int(exact.ntotal),
             "index": f"HNSW32 L2 over MIPS-augmented vectors, efSearch={ann.hnsw.efSearch}",
             "ann": _latency_us(lambda x, kk: search(ann, x, kk), q, k),

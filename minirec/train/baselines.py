@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from minirec.train.evaluate import Catalogue
 

@@ -56,9 +56,9 @@ class EvalSet:
 def make_eval_set(history: pd.DataFrame, period: pd.DataFrame, cut: pd.Timestamp,
                   cat: Catalogue) -> EvalSet:
     """history: interactions before `cut`; period: the interactions to predict."""
-    seen_pairs = set(zip(history["user_id"].values.tolist(), history["item_id"].values.tolist()))
+    seen_pairs = set(zip(history["user_id"].values.tolist(), history["item_id"].values.tolist(), strict=True))
     rel: dict[int, set[int]] = {}
-    for u, i in zip(period["user_id"].values.tolist(), period["item_id"].values.tolist()):
+    for u, i in zip(period["user_id"].values.tolist(), period["item_id"].values.tolist(), strict=True):
         if (u, i) not in seen_pairs:
             rel.setdefault(u, set()).add(int(cat.item_index(np.array([i]))[0]))
     user_ids = np.array(sorted(rel), dtype=np.int64)

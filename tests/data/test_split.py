@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from minirec.data.synthetic import SyntheticConfig, generate
 from minirec.data.movielens import load
+from minirec.data.synthetic import SyntheticConfig, generate
 from minirec.train.split import SplitError, temporal_split
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import shutil
 
-import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import redis
 
 from minirec import pipeline as P
 from minirec.data.movielens import DataError
-from minirec.features.store import FeatureStoreError, apply_repo, check_sources
+from minirec.features.store import FeatureStoreError, check_sources
 from minirec.train.registry import RegistryError, list_models, load_dir
 
 

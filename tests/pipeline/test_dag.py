@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from minirec.features.store import copy_repo
-from minirec.settings import REPO_ROOT, get_settings
 from minirec.pipeline import STEPS
+from minirec.settings import REPO_ROOT, get_settings
 
 DAGS = REPO_ROOT / "pipelines" / "dags"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -45,7 +45,7 @@ def test_dag_imports_and_wires_the_steps_in_order(tmp_path):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["errors"] == {}
     assert got["tasks"] is not None and set(got["tasks"]) == set(STEPS)
-    for up, down in zip(STEPS, STEPS[1:]):
+    for up, down in zip(STEPS[:-1], STEPS[1:], strict=True):
         assert got["tasks"][up] == [down]
     assert got["tasks"][STEPS[-1]] == []
 

@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 
 from minirec.data.movielens import load
-from minirec.features.store import ITEM_SERVICE, USER_SERVICE, apply_repo, copy_repo, materialize, \
-    online_features, open_store
+from minirec.features.store import (
+    ITEM_SERVICE,
+    USER_SERVICE,
+    apply_repo,
+    copy_repo,
+    materialize,
+    online_features,
+    open_store,
+)
 from minirec.features.tables import build_feature_tables, write_feature_tables
 from minirec.features.training_set import items_at, users_at
 

@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minirec.features.store import USER_SERVICE, apply_repo, copy_repo, historical_features, open_store, \
-    point_in_time_join
+from minirec.features.store import (
+    USER_SERVICE,
+    apply_repo,
+    copy_repo,
+    historical_features,
+    open_store,
+    point_in_time_join,
+)
 from minirec.features.tables import build_feature_tables, write_feature_tables
 from minirec.features.training_set import label_frame
 

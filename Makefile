@@ -49,3 +49,18 @@ lint: ## ruff
 
 clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 	rm -rf run
+
+## --- training (issue 3) ---
+.PHONY: train feast-apply promote models
+
+train: data up ## train the two-tower natively (no Airflow): features, Feast, train, evaluate, gate, FAISS, registry, materialise; results in artifacts/latest
+	@$(PY) -m minirec.pipeline run $(ARGS)
+
+feast-apply: ## `feast apply` the repo in feature_repo/ with the .env values (offline tables come from `make train`)
+	@set -a && . ./.env && set +a && cd feature_repo && ../.venv/bin/feast apply
+
+promote: ## mark a registered model as production, e.g. make promote TAG=two_tower:full
+	@$(PY) -m minirec.pipeline promote $(TAG)
+
+models: ## list the two-tower models in the BentoML registry with stage and validation NDCG@10
+	@$(PY) -m minirec.pipeline models

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from minirec.infra.process import Server, free_port, group_members  # noqa: E402
+from minirec.infra.process import Server, free_port  # noqa: E402
 from minirec.settings import get_settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -47,15 +47,28 @@ def clk() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_s(pgid: int) -> float:
-    total = 0
-    for pid in group_members(pgid):
-        try:
-            f = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-            total += int(f[11]) + int(f[12])  # utime, stime (clock ticks)
-        except (OSError, IndexError):
-            pass
-    return total / clk()
+def tree_cpu_s(root: int) -> float:
+    """utime + stime (s) of `root` and all its live descendants (the circus arbiter and the
+    BentoML workers, which run in their own sessions), plus their reaped children."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            except (OSError, IndexError):
+                pass
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, f in stats.items():
+            if int(f[1]) == parent and pid not in tree:  # f[1] = ppid
+                tree.add(pid)
+                frontier.append(pid)
+    # fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    # utime stime cutime cstime
+    ticks = sum(int(stats[p][11]) + int(stats[p][12]) + int(stats[p][13]) + int(stats[p][14])
+                for p in tree if p in stats)
+    return ticks / clk()
 
 
 def start_service(name: str, target: str, env: dict[str, str], state: Path) -> tuple[Server, str]:
@@ -67,7 +80,11 @@ def start_service(name: str, target: str, env: dict[str, str], state: Path) -> t
                  host="127.0.0.1", ports=[port], state_dir=state,
                  health=lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200,
                  hint=f"see {state}/{name}.log", env=env, cwd=REPO, start_timeout_s=180)
-    srv.start()
+    try:
+        srv.start()
+    except BaseException:
+        srv.stop(timeout_s=15)
+        raise
     return srv, url
 
 
@@ -102,9 +119,9 @@ def measure(name: str, url: str, srv: Server, mix: str, args, work: Path, users_
     pgid = srv.pid()
     res = {"rates": {}}
     locust(url, 8, 5, mix, work / f"{name}_warm", None, users_file)  # warm-up (batcher training, caches)
-    c0 = group_cpu_s(pgid)
+    c0 = tree_cpu_s(pgid)
     sat = locust(url, args.sat_users, args.seconds, mix, work / f"{name}_sat", None, users_file)
-    c1 = group_cpu_s(pgid)
+    c1 = tree_cpu_s(pgid)
     sat["cpu_us_per_request"] = (c1 - c0) / max(sat["requests"], 1) * 1e6
     res["saturation"] = sat
     for rate in args.rates:
@@ -135,12 +152,25 @@ def build_env(args, work: Path) -> tuple[dict[str, str], Path, list]:
     else:
         from loadtests.world import build_world
 
-        rds = redis_server(work / "redis", "127.0.0.1", free_port(), persist=False)
+        from loadtests.world import World
+
+        saved = work / "world.json"
+        port = json.loads(saved.read_text())["redis_port"] if saved.exists() else free_port()
+        rds = redis_server(work / "redis", "127.0.0.1", port, persist=True)
         rds.start()
         stop.append(rds)
-        print(f"building the serving world (synthetic {args.users} users x {args.items} items)...", flush=True)
-        world = build_world(work / "world", "127.0.0.1", rds.ports[0], users=args.users, items=args.items,
-                            mean_interactions=args.mean_interactions, epochs=2)
+        if saved.exists():  # --work DIR of an earlier run: reuse its model and online store
+            w = json.loads(saved.read_text())
+            world = World(root=Path(w["root"]), model_store=Path(w["model_store"]),
+                          feature_repo=Path(w["feature_repo"]), data_dir=Path(w["data_dir"]),
+                          redis_host="127.0.0.1", redis_port=port, project=w["project"], tags=w["tags"])
+        else:
+            print(f"building the serving world (synthetic {args.users} users x {args.items} items)...", flush=True)
+            world = build_world(work / "world", "127.0.0.1", port, users=args.users, items=args.items,
+                                mean_interactions=args.mean_interactions, epochs=2)
+            saved.write_text(json.dumps({"root": str(world.root), "model_store": str(world.model_store),
+                                         "feature_repo": str(world.feature_repo), "data_dir": str(world.data_dir),
+                                         "project": world.project, "tags": world.tags, "redis_port": port}))
         env.update(world.env)
         env["RECOMMENDER_ITEMS_TABLE"] = str(world.data_dir / "items.parquet")
         inter = pd.read_parquet(world.data_dir / "interactions.parquet", columns=["user_id", "item_id"])
@@ -240,12 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=943)
     p.add_argument("--items", type=int, default=1682)
     p.add_argument("--mean-interactions", type=float, default=40.0)
+    p.add_argument("--work", type=Path, help="working folder; a second run with the same folder reuses its world")
     p.add_argument("--out", type=Path, default=get_settings().artifacts_path / "bench")
     args = p.parse_args(argv)
     if 100 not in args.rates:
         args.rates.append(100)
     args.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    work.mkdir(parents=True, exist_ok=True)
     env, users_file, infra = build_env(args, work)
     results = {}
     try:

@@ -22,7 +22,8 @@ import numpy as np
 class ModelVersion:
     tag: str
     model: Any  # minirec.model.two_tower.TwoTower (eval mode)
-    index: Any  # faiss index over item_vectors (inner product)
+    index: Any  # faiss index over item_vectors (minirec.train.ann)
+    item_vectors: np.ndarray  # (M, d+1) float32 [v, log1p(popularity)]
     item_ids: np.ndarray  # (M,) int64 row -> item id
     item_norm: np.ndarray  # (M, d) float32 L2-normalised item embeddings (similar items)
     row_of: dict[int, int]  # item id -> row
@@ -50,14 +51,27 @@ class ModelVersion:
             return torch.cat([u, w], dim=1).numpy().astype(np.float32)
 
     def search(self, q: np.ndarray, k_prime: int) -> tuple[np.ndarray, np.ndarray]:
-        """(B, d+1) -> scores (B, K'), item ids (B, K') with -1 where FAISS had no neighbour."""
+        """(B, d+1) -> scores (B, K') = q . item_vector, item ids (B, K') with -1 where FAISS had none.
+
+        The bundle's index is HNSW (L2) over MIPS-augmented item vectors (minirec.train.ann: the
+        query gets a 0 appended); an index over the raw vectors (inner product) is searched as is.
+        The score returned is the model's inner product, recomputed for the K' rows."""
         k_prime = max(1, min(int(k_prime), self.n_items))
         hnsw = getattr(self.index, "hnsw", None)
         if hnsw is not None and hnsw.efSearch < k_prime:
             hnsw.efSearch = k_prime  # HNSW returns at most efSearch results
-        scores, rows = self.index.search(np.ascontiguousarray(q, dtype=np.float32), k_prime)
-        ids = np.where(rows >= 0, self.item_ids[np.clip(rows, 0, None)], -1)
-        return scores, ids
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        if self.index.d == q.shape[1] + 1:
+            from minirec.train.ann import search
+
+            rows, _ = search(self.index, q, k_prime)
+        else:
+            _, rows = self.index.search(q, k_prime)
+        safe = np.clip(rows, 0, None)
+        scores = np.einsum("bd,bkd->bk", q, self.item_vectors[safe])  # (B, K')
+        ids = np.where(rows >= 0, self.item_ids[safe], -1)
+        order = np.argsort(-scores, axis=1, kind="stable")  # HNSW order is approximate
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
 
     def similar(self, item_id: int, k: int) -> list[tuple[int, float]] | None:
         """Cosine neighbours of an item (itself excluded); None for an unknown item."""
@@ -181,6 +195,7 @@ def load_version(store_path: Path, name: str, tag: str, titles: dict[int, str]) 
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     order = np.argsort(-b.item_vectors[:, -1], kind="stable")  # last column: log1p(popularity)
     popular = [(int(b.item_ids[r]), float(b.item_vectors[r, -1])) for r in order]
-    return ModelVersion(tag=b.tag, model=b.model, index=b.index, item_ids=b.item_ids.astype(np.int64),
+    return ModelVersion(tag=b.tag, model=b.model, index=b.index, item_vectors=b.item_vectors.astype(np.float32),
+                        item_ids=b.item_ids.astype(np.int64),
                         item_norm=emb, row_of={int(i): r for r, i in enumerate(b.item_ids)},
                         popular=popular, titles=titles)

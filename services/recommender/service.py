@@ -41,6 +41,33 @@ from services.recommender.schemas import (  # noqa: E402
     SimilarItemsResponse,
 )
 
+
+
+def _cache_root_model_schemas() -> None:
+    """Work around a BentoML 1.4.40 hot-path cost: `IORootModel.model_validate_json` and
+    `.mime_type()` call `model_json_schema()`, which builds a full JSON schema through a new
+    pydantic TypeAdapter on *every* request to an API whose input or output is a list (every
+    batchable API). py-spy put it at ~38 % of the worker's CPU under load. The schema of a class
+    never changes, so it is computed once per (class, arguments); callers get a shallow copy
+    (the OpenAPI builder pops top-level keys)."""
+    from _bentoml_sdk.io_models import IORootModel
+
+    if getattr(IORootModel, "_minirec_schema_cache", None) is not None:
+        return
+    original = IORootModel.model_json_schema.__func__
+    cache: dict = {}
+
+    def model_json_schema(cls, *args, **kwargs):
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = original(cls, *args, **kwargs)
+        return dict(cache[key])
+
+    IORootModel.model_json_schema = classmethod(model_json_schema)
+    IORootModel._minirec_schema_cache = cache
+
+
+_cache_root_model_schemas()
 S = get_settings()
 MAX_BODY_BYTES = 64 * 1024
 ENGINE: Any = None  # the worker's Engine, set in Recommender.__init__ (the router reads it)

@@ -70,6 +70,7 @@ def _cache_root_model_schemas() -> None:
 _cache_root_model_schemas()
 S = get_settings()
 MAX_BODY_BYTES = 64 * 1024
+MAX_BATCH_ITEMS = 100  # requests in one /recommend_batch call
 ENGINE: Any = None  # the worker's Engine, set in Recommender.__init__ (the router reads it)
 JSON = [(b"content-type", b"application/json")]
 
@@ -119,6 +120,15 @@ class RequestRouter:
         if ENGINE is not None and "control" not in ENGINE.status.models:
             return await _send_json(send, 503, {"error": "model not loaded; the service is not ready "
                                                          f"({ENGINE.status.model_error}); see GET /readyz"})
+        if path == "/recommend_batch":
+            # BentoML parses a list body with json.loads and answers 500 on a decode error
+            try:
+                items = json.loads(body or b"null")
+            except ValueError as exc:
+                return await _send_json(send, 400, {"error": f"request body is not valid JSON: {exc}"})
+            if isinstance(items, list) and not 1 <= len(items) <= MAX_BATCH_ITEMS:
+                return await _send_json(send, 400, {"error": f"requests: a list of 1 to {MAX_BATCH_ITEMS} "
+                                                             f"request objects, got {len(items)}"})
         if self.batching and path == "/recommend" and scope["method"] == "POST" and self._valid(body):
             status, headers, out = await self._call(scope, "/recommend_batch", b"[" + body + b"]")
             if status == 200:

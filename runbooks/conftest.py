@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import traceback
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,7 +51,12 @@ def pytest_collect_file(parent, file_path: Path):
 class RunbookFile(pytest.File):
     def collect(self):
         text = self.path.read_text(encoding="utf-8")
-        self.namespace: dict = {"__name__": f"runbook_{self.path.stem}"}
+        # a real module object, registered in sys.modules, so that code which looks
+        # itself up (dataclasses, pickle, typing) works inside runbook blocks
+        module = types.ModuleType(f"runbook_{self.path.parent.name}_{self.path.stem}")
+        module.__file__ = str(self.path)
+        sys.modules[module.__name__] = module
+        self.namespace: dict = module.__dict__
         self.ran: set[int] = set()
         self.failed_at: int | None = None
         self.blocks = [(ln, info, code) for ln, info, code in parse_blocks(text) if is_python(info)]

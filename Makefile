@@ -32,7 +32,7 @@ status: ## show pid, ports and health of each native service
 demo: setup data up ## the main job: setup, data, services, then a summary
 	@$(PY) -m minirec.cli summary
 
-test: setup ## run every test (unit, real services, runbooks, compose smoke) — what CI runs
+test: setup data ## run every test (unit, real services, runbooks, compose smoke) — what CI runs
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: ## unit tests only (no servers, no runbooks)

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     recommender_items_table: Path = Path("data/ml-100k/items.parquet")
     feature_repo_dir: Path = Path("feature_repo")
 
+    # --- Airflow ---
+    airflow_port: int = Field(8080, ge=1, le=65535)
+    postgres_port: int = Field(5432, ge=1, le=65535)
+
     # --- derived values (never stored twice) ---
     @property
     def kafka_bootstrap(self) -> str:

@@ -53,7 +53,7 @@ class ImpressionLog:
     def _producer(self):
         from kafka import KafkaProducer
 
-        return KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=20, retries=2,
+        return KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=100, batch_size=256 * 1024, retries=2,
                              max_block_ms=1000, request_timeout_ms=3000, delivery_timeout_ms=6000,
                              reconnect_backoff_max_ms=1000)
 

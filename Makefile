@@ -6,7 +6,7 @@ PY := .venv/bin/python
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
-.PHONY: help setup data synth up down status demo test test-fast runbooks airflow compose-smoke lint clean
+.PHONY: help setup data synth up down status demo test test-fast runbooks airflow serve bench-serving compose-smoke lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,12 @@ runbooks: ## execute every python block of every runbook
 
 airflow: setup ## Airflow UI natively (`airflow standalone` on SQLite, 127.0.0.1:AIRFLOW_PORT); Ctrl-C stops it
 	@bash deploy/local/airflow.sh
+
+serve: setup ## run the BentoML recommender on 127.0.0.1:RECOMMENDER_PORT (needs `make up` and `make train`)
+	@$(PY) -m services.recommender
+
+bench-serving: setup ## Locust against batching on, batching off and the BentoML floor in one run -> artifacts/bench/
+	@$(PY) loadtests/bench_serving.py $(ARGS)
 
 compose-smoke: ## really run docker-compose.yml under podman with locally built images
 	@bash deploy/podman/compose_smoke.sh

@@ -35,7 +35,14 @@ def prometheus_ready(url: str) -> bool:
 def prometheus_server(home: Path, host: str, port: int, values: dict[str, str] | None = None) -> Server:
     config = home / "prometheus.yml"
     url = f"http://{host}:{port}"
-    vals = {"PROMETHEUS_SCRAPE_SELF": f"{host}:{port}", **(values or {})}
+    from minirec.settings import get_settings
+
+    cfg = get_settings()
+    vals = {
+        "PROMETHEUS_SCRAPE_SELF": f"{host}:{port}",
+        "RECOMMENDER_SCRAPE": f"{cfg.recommender_host}:{cfg.recommender_port}",
+        **(values or {}),
+    }
 
     def prepare() -> None:
         require_binary("prometheus", "install it with `apt-get install -y prometheus` (or run `make setup`)")

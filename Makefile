@@ -29,7 +29,7 @@ down: ## stop the native services (data kept under run/)
 status: ## show pid, ports and health of each native service
 	@$(PY) -m minirec.cli status
 
-demo: setup data up ## the main job: setup, data, services, then a summary
+demo: setup data up train ## the main job: setup, data, services, train + evaluate + register + materialise, then a summary
 	@$(PY) -m minirec.cli summary
 
 test: setup data ## run every test (unit, real services, runbooks, compose smoke) — what CI runs

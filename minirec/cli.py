@@ -113,6 +113,22 @@ def _cmd_summary(_: argparse.Namespace) -> int:
     ok = _print_status()
     print(f"  Kafka {s.kafka_bootstrap} topics {', '.join(s.topics)}")
     print(f"  Redis {s.redis_url}   Prometheus {s.prometheus_url}")
+    metrics_file = s.artifacts_path / "latest" / "metrics.json"
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        print(f"Latest training run (test split, {metrics_file})")
+        print(f"  {'model':<16}{'NDCG@10':>9}{'Recall@10':>11}{'MRR@10':>9}")
+        for name, m in sorted(metrics.items(), key=lambda kv: -kv[1].get("ndcg@10", 0)):
+            print(f"  {name:<16}{m.get('ndcg@10', float('nan')):>9.4f}{m.get('recall@10', float('nan')):>11.4f}"
+                  f"{m.get('mrr@10', float('nan')):>9.4f}")
+    else:
+        print("No training run yet: `make train`")
+    url = f"http://{s.recommender_host}:{s.recommender_port}"
+    print("Next")
+    print(f"  make serve      then  curl -s -X POST {url}/recommend -H 'content-type: application/json' "
+          "-d '{\"user_id\": 1, \"k\": 5}'")
+    print("  make bench-serving   (Locust: batching on / off / framework floor)")
+    print("  make down            (stop Kafka, Redis, Prometheus)")
     return 0 if ok else 1
 
 

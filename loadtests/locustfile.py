@@ -21,6 +21,7 @@ import random
 import sys
 from pathlib import Path
 
+import gevent
 from locust import HttpUser, constant, constant_throughput, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +45,13 @@ USERS, WEIGHTS, ITEMS = _population()
 
 class Visitor(HttpUser):
     wait_time = constant_throughput(RATE) if RATE else constant(0)
+
+    def on_start(self) -> None:
+        # users spawned together would fire in lock-step bursts at a fixed rate (a burst of N
+        # simultaneous requests every 1/RATE s), which measures queueing, not the service:
+        # start each at a random phase so arrivals spread over the interval
+        if RATE:
+            gevent.sleep(random.random() / RATE)
 
     @task(85)
     def recommend(self) -> None:

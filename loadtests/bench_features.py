@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from services.recommender.features import OnlineFeatures, feast_entity_key, layout_from_feast
 
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--work", type=Path, required=True, help="a bench_serving --work folder (world.json)")
+    p.add_argument("--work", type=Path, default=get_settings().run_path / "bench-serving",
+                   help="a bench_serving --work folder holding world.json (default run/bench-serving)")
     p.add_argument("-n", type=int, default=2000)
     p.add_argument("--out", type=Path, default=get_settings().artifacts_path / "bench")
     a = p.parse_args(argv)
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         for b in (1, 32):
             ids = users[:b]
             res[f"feast_get_online_features_{b}"] = timeit(
-                lambda: store.get_online_features(features=fs, entity_rows={"user_id": ids}).to_dict(), a.n // b * 1 + 200)
-            res[f"raw_reader_{b}"] = timeit(lambda: reader.read(ids, with_seen=False), a.n)
-            res[f"raw_reader_with_seen_{b}"] = timeit(lambda: reader.read(ids), a.n)
+                lambda ids=ids: store.get_online_features(features=fs, entity_rows={"user_id": ids}).to_dict(), a.n // b * 1 + 200)
+            res[f"raw_reader_{b}"] = timeit(lambda ids=ids: reader.read(ids, with_seen=False), a.n)
+            res[f"raw_reader_with_seen_{b}"] = timeit(lambda ids=ids: reader.read(ids), a.n)
         res["redis_hgetall_1"] = timeit(lambda: client.hgetall(key), a.n)
         res["redis_ping"] = timeit(lambda: client.ping(), a.n)
         base = res["redis_hgetall_1"]["p50_us"]

@@ -25,7 +25,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -150,9 +149,7 @@ def build_env(args, work: Path) -> tuple[dict[str, str], Path, list]:
         inter = pd.read_parquet(s.data_path / "ml-100k" / "interactions.parquet", columns=["user_id", "item_id"])
         bootstrap = s.kafka_bootstrap
     else:
-        from loadtests.world import build_world
-
-        from loadtests.world import World
+        from loadtests.world import World, build_world
 
         saved = work / "world.json"
         port = json.loads(saved.read_text())["redis_port"] if saved.exists() else free_port()
@@ -206,7 +203,7 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, res in results.items():
         xs, p50, p99 = [], [], []
-        for rate, r in sorted(res["rates"].items(), key=lambda kv: float(kv[0])):
+        for _rate, r in sorted(res["rates"].items(), key=lambda kv: float(kv[0])):
             xs.append(r["rps"])
             p50.append(r["p50_ms"])
             p99.append(r["p99_ms"])
@@ -270,13 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=943)
     p.add_argument("--items", type=int, default=1682)
     p.add_argument("--mean-interactions", type=float, default=40.0)
-    p.add_argument("--work", type=Path, help="working folder; a second run with the same folder reuses its world")
+    p.add_argument("--work", type=Path, default=get_settings().run_path / "bench-serving",
+                   help="working folder (default run/bench-serving); a later run reuses its world")
     p.add_argument("--out", type=Path, default=get_settings().artifacts_path / "bench")
     args = p.parse_args(argv)
     if 100 not in args.rates:
         args.rates.append(100)
     args.out.mkdir(parents=True, exist_ok=True)
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    work = args.work
     work.mkdir(parents=True, exist_ok=True)
     env, users_file, infra = build_env(args, work)
     results = {}

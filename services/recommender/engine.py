@@ -20,7 +20,6 @@ flight finish on the version they started with.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -277,7 +276,7 @@ class Engine:
         timings = {k: round(v * 1000, 3) for k, v in stage.items()}
         timings["total"] = round((t4 - t0) * 1000, 3)
         timings["batch_size"] = float(n)
-        for r, resp in zip(reqs, out):
+        for r, resp in zip(reqs, out, strict=True):
             if r.timings:
                 resp.timings_ms = timings
             self._log_impression(r, resp)

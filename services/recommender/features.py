@@ -142,7 +142,7 @@ class OnlineFeatures:
             if all(v is None for v in values):
                 rows.append(None)
             else:
-                rows.append({name: decode_value(v) for name, v in zip(lay.names, values)})
+                rows.append({name: decode_value(v) for name, v in zip(lay.names, values, strict=True)})
             seen.append({int(x) for x in replies[i * step + 1]} if with_seen else set())
         return rows, seen
 

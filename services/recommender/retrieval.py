@@ -152,7 +152,7 @@ def top_k(ids: np.ndarray, scores: np.ndarray, k: int, exclude: set[int]) -> lis
     """First k of one ranked row, skipping -1 padding, excluded ids and duplicates."""
     out: list[tuple[int, float]] = []
     taken: set[int] = set()
-    for i, s in zip(ids.tolist(), scores.tolist()):
+    for i, s in zip(ids.tolist(), scores.tolist(), strict=True):
         if i < 0 or i in exclude or i in taken:
             continue
         taken.add(i)
@@ -178,7 +178,7 @@ def load_titles(path: Path) -> dict[int, str]:
     import pandas as pd
 
     df = pd.read_parquet(path, columns=["item_id", "title"])
-    return dict(zip(df["item_id"].astype(int), df["title"].astype(str)))
+    return dict(zip(df["item_id"].astype(int), df["title"].astype(str), strict=True))
 
 
 def load_version(store_path: Path, name: str, tag: str, titles: dict[int, str]) -> ModelVersion:

@@ -42,7 +42,6 @@ from services.recommender.schemas import (  # noqa: E402
 )
 
 
-
 def _cache_root_model_schemas() -> None:
     """Work around a BentoML 1.4.40 hot-path cost: `IORootModel.model_validate_json` and
     `.mime_type()` call `model_json_schema()`, which builds a full JSON schema through a new

@@ -12,7 +12,6 @@ through the environment, and waits for /readyz.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path

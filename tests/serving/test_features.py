@@ -10,7 +10,12 @@ import pytest
 import redis
 import torch
 
-from services.recommender.features import OnlineFeatures, feast_entity_key, feast_field, layout_from_feast
+from services.recommender.features import (
+    OnlineFeatures,
+    feast_entity_key,
+    feast_field,
+    layout_from_feast,
+)
 from services.recommender.retrieval import FastUserEncoder, top_k
 
 
@@ -33,7 +38,7 @@ def _same(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(float(a), float(b), rel_tol=0, abs_tol=0) or (math.isnan(a) and math.isnan(b))
     return a == b

@@ -24,7 +24,7 @@ from minirec.infra.redis_server import redis_server as make_redis
 from minirec.infra.stack import kafka_libs
 from minirec.settings import get_settings
 from tests.conftest import service_unavailable
-from tests.serving.conftest import metric_sum, serve, service_env
+from tests.serving.conftest import metric_sum, service_env
 
 pytestmark = pytest.mark.infra
 

@@ -223,6 +223,9 @@ class Engine:
             try:
                 rows, seen = self.features.read([r.user_id for r in reqs])
                 fallback = [None if row is not None else "cold_start" for row in rows]
+                for row, s in zip(rows, seen, strict=True):  # the online history is seen too, even
+                    if row and row.get("last_items"):  # before the seen-set has caught up
+                        s.update(int(i) for i in row["last_items"])
             except Exception as exc:  # redis.ConnectionError / TimeoutError
                 log.debug("online store unavailable: %s", exc)
                 fallback = ["online_store_unavailable"] * n

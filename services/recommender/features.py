@@ -161,3 +161,29 @@ def backfill_seen(client: Any, project: str, interactions: Any, batch: int = 500
                 pipe.execute()
         pipe.execute()
     return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m services.recommender.features backfill`: seen-sets from the lake into Redis."""
+    import argparse
+
+    import pandas as pd
+    import redis
+
+    from minirec.settings import get_settings
+
+    s = get_settings()
+    p = argparse.ArgumentParser(prog="python -m services.recommender.features")
+    p.add_argument("cmd", choices=["backfill"])
+    p.add_argument("--interactions", type=Path, default=s.data_path / "ml-100k" / "interactions.parquet")
+    a = p.parse_args(argv)
+    inter = pd.read_parquet(a.interactions, columns=["user_id", "item_id"])
+    client = redis.Redis(host=s.redis_host, port=s.redis_port)
+    n = backfill_seen(client, s.feast_project, inter)
+    client.close()
+    print(f"seen-sets written for {n} users ({len(inter)} interactions) into {s.redis_host}:{s.redis_port}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,7 +6,7 @@ PY := .venv/bin/python
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
-.PHONY: help setup data synth up down status demo test test-fast runbooks airflow serve bench-serving compose-smoke lint clean
+.PHONY: help setup data synth up down status demo test test-fast runbooks airflow serve bench-serving bench-features compose-smoke lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ serve: setup ## run the BentoML recommender on 127.0.0.1:RECOMMENDER_PORT (needs
 bench-serving: setup ## Locust against batching on, batching off and the BentoML floor in one run -> artifacts/bench/
 	@$(PY) loadtests/bench_serving.py $(ARGS)
 
+bench-features: setup ## Feast get_online_features vs the service's reader vs one raw Redis round trip -> artifacts/bench/features.json
+	@$(PY) loadtests/bench_features.py $(ARGS)
+
 compose-smoke: ## really run docker-compose.yml under podman with locally built images
 	@bash deploy/podman/compose_smoke.sh
 
@@ -64,6 +67,7 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 
 train: data up ## train the two-tower natively (no Airflow): features, Feast, train, evaluate, gate, FAISS, registry, materialise; results in artifacts/latest
 	@$(PY) -m minirec.pipeline run $(ARGS)
+	@$(PY) -m services.recommender.features backfill
 
 feast-apply: ## `feast apply` the repo in feature_repo/ with the .env values (offline tables come from `make train`)
 	@set -a && . ./.env && set +a && cd feature_repo && ../.venv/bin/feast apply

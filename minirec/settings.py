@@ -69,7 +69,6 @@ class Settings(BaseSettings):
     recommender_impression_buffer: int = Field(10000, ge=1)
     feature_repo_dir: Path = Path("feature_repo")
     recommender_items_table: Path = Path("data/ml-100k/items.parquet")
-    feature_repo_dir: Path = Path("feature_repo")
 
     # --- Airflow ---
     airflow_port: int = Field(8080, ge=1, le=65535)
@@ -122,10 +121,6 @@ class Settings(BaseSettings):
     @property
     def recommender_url(self) -> str:
         return f"http://{self.recommender_host}:{self.recommender_port}"
-
-    @property
-    def feature_repo_path(self) -> Path:
-        return self.path(self.feature_repo_dir)
 
     @property
     def feature_repo_path(self) -> Path:

@@ -174,4 +174,8 @@ def _random_cluster_id() -> str:
     # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars)
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # an id that starts with "-" would be parsed as an option by StorageTool
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid

@@ -39,8 +39,13 @@ def test_stop_kills_the_whole_group(tmp_path):
     server = Server(name="tree", argv=["sh", "-c", "sleep 300 & sleep 300; wait"], host="127.0.0.1",
                     ports=[free_port()], state_dir=tmp_path, health=lambda: True, hint="-")
     pid = server.start()
+    import time
+
     from minirec.infra.process import group_members
 
+    deadline = time.monotonic() + 10
+    while len(group_members(pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the shell forks its children right after start
     assert len(group_members(pid)) >= 2
     assert server.stop(timeout_s=5)
     assert group_members(pid) == []

@@ -107,6 +107,14 @@ def kafka_topic(kafka_broker) -> str:
 
 
 @pytest.fixture(scope="session")
+def movielens() -> Path:
+    """The MovieLens-100K folder (data/ml-100k), fetched if missing; idempotent."""
+    from minirec.data.movielens import fetch_movielens
+
+    return fetch_movielens(get_settings().data_path)
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     from minirec.settings import REPO_ROOT
 

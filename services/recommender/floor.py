@@ -14,21 +14,14 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 import bentoml  # noqa: E402
 
-from minirec.settings import get_settings  # noqa: E402
+from services.recommender.options import service_options  # noqa: E402
 from services.recommender.schemas import Item, RecommendRequest, RecommendResponse  # noqa: E402
 
-S = get_settings()
 CONSTANT = RecommendResponse(items=[Item(item_id=i, title=f"item {i}", score=1.0) for i in range(1, 11)],
                              model_version="floor", variant="control", request_id="floor")
 
 
-@bentoml.service(
-    name="recommender_floor",
-    workers=S.recommender_workers,
-    threads=S.recommender_threads,
-    traffic={"timeout": 30, "max_concurrency": S.recommender_max_concurrency},
-    logging={"access": {"enabled": False}},
-)
+@bentoml.service(**service_options("recommender_floor"))
 class Floor:
     @bentoml.api(route="/recommend")
     def recommend(self, request: RecommendRequest, /) -> RecommendResponse:

@@ -34,6 +34,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 import bentoml  # noqa: E402
 
 from minirec.settings import get_settings  # noqa: E402
+from services.recommender.options import service_options  # noqa: E402
 from services.recommender.schemas import (  # noqa: E402
     RecommendRequest,
     RecommendResponse,
@@ -182,13 +183,7 @@ class RequestRouter:
         await send({"type": "http.response.body", "body": body})
 
 
-@bentoml.service(
-    name="recommender",
-    workers=S.recommender_workers,
-    threads=S.recommender_threads,
-    traffic={"timeout": 30, "max_concurrency": S.recommender_max_concurrency},
-    logging={"access": {"enabled": False}},
-)
+@bentoml.service(**service_options("recommender"))
 class Recommender:
     def __init__(self) -> None:
         global ENGINE

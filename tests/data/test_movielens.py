@@ -15,8 +15,8 @@ from minirec.settings import get_settings
 
 
 @pytest.fixture(scope="module")
-def ml_folder() -> Path:
-    return fetch_movielens(get_settings().data_path)
+def ml_folder(movielens) -> Path:
+    return movielens
 
 
 @pytest.fixture(scope="module")

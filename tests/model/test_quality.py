@@ -1,14 +1,13 @@
 """Model quality on the real MovieLens-100K split, through the whole native pipeline
 (`make train` path: every step, real Redis, BentoML registry), then the serving path.
 
-Slow (a few minutes on 2 cores); runs in CI. The data must have been fetched
-(`make data`); under CI a missing lake is a failure, locally a skip.
+Slow (a few minutes on 2 cores); runs in CI. The data comes from the shared
+`movielens` fixture (fetched if missing).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import numpy as np
@@ -17,20 +16,13 @@ import pytest
 from minirec import pipeline as P
 from minirec.features.store import USER_SERVICE, copy_repo, online_features
 from minirec.model.two_tower import user_vector
-from minirec.settings import get_settings
 from minirec.train.ann import search
 from minirec.train.registry import get_stage, load_bundle, promote, register
 
-LAKE = get_settings().data_path / "ml-100k"
-
 
 @pytest.fixture(scope="module")
-def lake():
-    if not (LAKE / "interactions.parquet").exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{LAKE} is missing: run `make data` before the tests")
-        pytest.skip(f"{LAKE} is missing: run `make data`")
-    return LAKE
+def lake(movielens):
+    return movielens
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 
 from minirec.features.store import copy_repo
 from minirec.pipeline import STEPS
-from minirec.settings import REPO_ROOT, get_settings
+from minirec.settings import REPO_ROOT
 
 DAGS = REPO_ROOT / "pipelines" / "dags"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -51,12 +51,8 @@ def test_dag_imports_and_wires_the_steps_in_order(tmp_path):
 
 
 @pytest.mark.slow
-def test_airflow_dags_test_runs_the_pipeline(tmp_path, redis_server):
-    lake = get_settings().data_path / "ml-100k"
-    if not (lake / "interactions.parquet").exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{lake} is missing: run `make data` first")
-        pytest.skip(f"{lake} is missing: run `make data`")
+def test_airflow_dags_test_runs_the_pipeline(tmp_path, redis_server, movielens):
+    lake = movielens
     home = tmp_path / "airflow"
     env = _env(home, DATA_DIR=str(lake.parent), ARTIFACTS_DIR=str(tmp_path / "artifacts"),
                MODEL_STORE_DIR=str(tmp_path / "bentoml"),

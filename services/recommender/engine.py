@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minirec.events import Impression, encode, key_of
 from services.recommender import metrics
 from services.recommender.retrieval import ModelVersion, load_titles, load_version, popular_k, top_k
 from services.recommender.schemas import (
-    ImpressionEvent,
     Item,
     RecommendRequest,
     RecommendResponse,
@@ -288,10 +288,10 @@ class Engine:
     def _log_impression(self, req: RecommendRequest, resp: RecommendResponse) -> None:
         if self.impressions is None:
             return
-        ev = ImpressionEvent(request_id=resp.request_id, user_id=req.user_id,
+        ev = Impression(request_id=resp.request_id, user_id=req.user_id,
                              items=[it.item_id for it in resp.items], scores=[it.score for it in resp.items],
                              model_version=resp.model_version, variant=resp.variant, fallback=resp.fallback)
-        self.impressions.log(str(req.user_id).encode(), ev.model_dump_json().encode())
+        self.impressions.log(key_of(ev), encode(ev))
 
     def similar_items(self, req: SimilarItemsRequest) -> SimilarItemsResponse:
         mv = self._version(req.variant) if req.variant in self.status.models else self._version("control")

@@ -29,6 +29,8 @@ from typing import Any
 
 import mmh3
 
+from minirec.features.seen import backfill_seen, seen_key
+
 VALUE_TYPE_INT64 = 4  # feast ValueType.INT64
 VALUE_TYPE_STRING = 2  # feast ValueType.STRING (join key names are tagged with it)
 
@@ -44,11 +46,6 @@ def feast_entity_key(join_key: str, value: int, project: str) -> bytes:
     return (struct.pack("<I", 1) + struct.pack("<I", VALUE_TYPE_STRING) + struct.pack("<I", len(k)) + k
             + struct.pack("<I", VALUE_TYPE_INT64) + struct.pack("<I", 8) + struct.pack("<q", value)
             + project.encode())
-
-
-def seen_key(project: str, user_id: int) -> str:
-    """Redis set of every item the user rated (written by `backfill_seen` and the stream processor)."""
-    return f"{project}:seen:{user_id}"
 
 
 @lru_cache(maxsize=1)
@@ -145,22 +142,6 @@ class OnlineFeatures:
                 rows.append({name: decode_value(v) for name, v in zip(lay.names, values, strict=True)})
             seen.append({int(x) for x in replies[i * step + 1]} if with_seen else set())
         return rows, seen
-
-
-def backfill_seen(client: Any, project: str, interactions: Any, batch: int = 500) -> int:
-    """Write every user's rated items into their seen-set (`interactions`: user_id, item_id frame)."""
-    n = 0
-    groups = interactions.groupby("user_id")["item_id"]
-    with client.pipeline(transaction=False) as pipe:
-        for j, (u, items) in enumerate(groups):
-            key = seen_key(project, int(u))
-            pipe.delete(key)
-            pipe.sadd(key, *[int(i) for i in items.unique()])
-            n += 1
-            if (j + 1) % batch == 0:
-                pipe.execute()
-        pipe.execute()
-    return n
 
 
 def main(argv: list[str] | None = None) -> int:

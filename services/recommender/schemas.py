@@ -1,7 +1,8 @@
-"""Request, response and event models of the recommender (pydantic v2).
+"""Request and response models of the recommender (pydantic v2).
 
 The same models validate HTTP input (BentoML builds the OpenAPI schema from
-them), shape the responses, and define the `impressions` Kafka event.
+them) and shape the responses. The `impressions` Kafka event is a shared
+contract and lives in the core package (`minirec.events.Impression`).
 `SAMPLE_*` payloads live in `sample_payloads.json`, shared by the API docs,
 the tests and the Locust file.
 """
@@ -10,15 +11,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from minirec.events import MAX_ID, Variant
+
 MAX_K = 100
-MAX_ID = 2**53  # ids travel as JSON numbers; Feast keys them as int64
-Variant = Literal["control", "treatment"]
 FallbackReason = Literal["cold_start", "online_store_unavailable"]
 SAMPLES_PATH = Path(__file__).with_name("sample_payloads.json")
 
@@ -71,21 +71,6 @@ class SimilarItemsResponse(BaseModel):
     model_version: str
     variant: Variant
     request_id: str
-
-
-class ImpressionEvent(BaseModel):
-    """One served list, as logged to the `impressions` topic (keyed by user_id)."""
-
-    schema_version: int = 1
-    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    request_id: str
-    user_id: int
-    items: list[int]
-    scores: list[float]
-    model_version: str
-    variant: Variant
-    fallback: FallbackReason | None = None
-    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 def new_request_id() -> str:

@@ -149,7 +149,7 @@ def test_impression_reaches_kafka(recommender, kafka_broker, impressions_topic, 
     assert ev["items"] == [i["item_id"] for i in body["items"]]
     assert ev["scores"] == [i["score"] for i in body["items"]]
     assert ev["model_version"] == body["model_version"] and ev["variant"] == "control"
-    assert ev["schema_version"] == 1 and ev["event_id"] and ev["timestamp"]
+    assert ev["schema_version"] == 1 and ev["event_id"] and ev["event_time"]
     assert metric_sum(recommender.metrics(), "recommender_impressions_sent_total") >= 1
 
 

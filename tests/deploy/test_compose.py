@@ -4,8 +4,10 @@ every port, topic and image in it comes from .env (the one settings source)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -16,7 +18,9 @@ from minirec.infra.kafka import pom_version
 from minirec.settings import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-SCHEMA = REPO_ROOT.parent / "shared" / "reference" / "compose-spec.json"
+# The Compose Specification schema as vendored by the check-jsonschema wheel (a dev
+# dependency), with the sha256 it ships beside it: no file outside this repository.
+VENDOR = resources.files("check_jsonschema") / "builtin_schemas" / "vendor"
 VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}")
 
 
@@ -29,11 +33,19 @@ def env_values() -> dict[str, str]:
     return out
 
 
+def validate(schema: dict, doc: dict) -> None:
+    """Validate with the draft the schema declares (2020-12 in check-jsonschema 0.39's copy)."""
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    cls(schema).validate(doc)
+
+
 @pytest.fixture(scope="module")
 def schema() -> dict:
-    if not SCHEMA.exists():
-        pytest.fail(f"compose schema not found at {SCHEMA}")
-    return json.loads(SCHEMA.read_text())
+    raw = (VENDOR / "compose-spec.json").read_bytes()
+    shipped = (VENDOR / "sha256" / "compose-spec.sha256").read_text().split()[0]
+    assert hashlib.sha256(raw).hexdigest() == shipped, "vendored compose-spec.json does not match its sha256"
+    return json.loads(raw)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +60,12 @@ def interpolate(text: str, values: dict[str, str]) -> str:
 
 
 def test_valid_against_compose_spec(schema, compose):
-    jsonschema.Draft7Validator(schema).validate(compose)
+    validate(schema, compose)
 
 
 def test_valid_after_interpolation(schema):
     rendered = yaml.safe_load(interpolate(COMPOSE.read_text(), env_values()))
-    jsonschema.Draft7Validator(schema).validate(rendered)
+    validate(schema, rendered)
     assert rendered["services"]["redis"]["ports"] == ["127.0.0.1:6379:6379"]
 
 
@@ -61,11 +73,11 @@ def test_broken_copy_fails(schema, compose):
     broken = copy.deepcopy(compose)
     broken["services"]["redis"]["helthcheck"] = broken["services"]["redis"].pop("healthcheck")
     with pytest.raises(jsonschema.ValidationError, match="helthcheck"):
-        jsonschema.Draft7Validator(schema).validate(broken)
+        validate(schema, broken)
     wrong_type = copy.deepcopy(compose)
     wrong_type["services"]["kafka"]["depends_on"] = 42
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft7Validator(schema).validate(wrong_type)
+        validate(schema, wrong_type)
 
 
 def test_every_variable_is_defined_in_env():

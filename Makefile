@@ -62,6 +62,12 @@ lint: ## ruff
 clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 	rm -rf run
 
+## --- stream processor ---
+.PHONY: stream
+
+stream: setup ## the Kafka stream processor in the foreground: interactions -> Feast online + seen-sets, all events -> data/lake (needs `make up`)
+	@$(PY) -m services.stream $(ARGS)
+
 ## --- training (issue 3) ---
 .PHONY: train feast-apply promote models
 

@@ -200,15 +200,16 @@ class Subprocess:
 
 
 def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
-    """{partition: committed offset} of the group on `topic` (missing partitions = nothing committed)."""
-    from kafka.admin import KafkaAdminClient
+    """{partition: committed offset} of the group on `topic` (0 = nothing committed). Does not join the group."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
     try:
-        offs = admin.list_consumer_group_offsets(group_id)
+        parts = sorted(c.partitions_for_topic(topic) or [])
+        return {p: c.committed(TopicPartition(topic, p)) or 0 for p in parts}
     finally:
-        admin.close()
-    return {tp.partition: om.offset for tp, om in offs.items() if tp.topic == topic}
+        c.close()
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

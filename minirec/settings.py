@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     feature_repo_dir: Path = Path("feature_repo")
     recommender_items_table: Path = Path("data/ml-100k/items.parquet")
 
+    # --- stream processor (services/stream) ---
+    stream_group_id: str = "minirec-stream"
+    stream_batch_size: int = Field(1000, ge=1)  # max events per micro-batch (one Feast push, one lake part)
+    stream_batch_max_wait_ms: int = Field(100, ge=1)  # a batch closes at this age even when not full
+    stream_metrics_port: int = Field(3004, ge=1, le=65535)
+    stream_lake_dir: Path = Path("data/lake")  # <dir>/<table>/date=YYYY-MM-DD/part-*.parquet
+    stream_items_table: Path = Path("data/ml-100k/items.parquet")  # known item ids; missing file = no check
+    stream_retry_max_s: float = Field(5.0, gt=0)  # backoff cap while Redis, the lake or Kafka is down
+
     # --- Airflow ---
     airflow_port: int = Field(8080, ge=1, le=65535)
     postgres_port: int = Field(5432, ge=1, le=65535)
@@ -125,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def feature_repo_path(self) -> Path:
         return self.path(self.feature_repo_dir)
+
+    # --- stream processor ---
+    @property
+    def stream_lake_path(self) -> Path:
+        return self.path(self.stream_lake_dir)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,44 @@
+"""What the processor needs, taken from the one settings object (minirec.settings, `.env`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from minirec.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    bootstrap: str
+    group_id: str
+    topic_interactions: str
+    topic_impressions: str
+    topic_exposures: str
+    topic_deadletter: str
+    redis_host: str
+    redis_port: int
+    feast_project: str
+    feature_repo: Path
+    lake_dir: Path
+    items_table: Path
+    batch_size: int
+    batch_max_wait_ms: int
+    metrics_port: int
+    retry_max_s: float
+
+    @classmethod
+    def from_settings(cls, s: Settings | None = None) -> StreamConfig:
+        s = s or get_settings()
+        return cls(bootstrap=s.kafka_bootstrap, group_id=s.stream_group_id,
+                   topic_interactions=s.topic_interactions, topic_impressions=s.topic_impressions,
+                   topic_exposures=s.topic_exposures, topic_deadletter=s.topic_deadletter,
+                   redis_host=s.redis_host, redis_port=s.redis_port, feast_project=s.feast_project,
+                   feature_repo=s.feature_repo_path, lake_dir=s.stream_lake_path,
+                   items_table=s.path(s.stream_items_table), batch_size=s.stream_batch_size,
+                   batch_max_wait_ms=s.stream_batch_max_wait_ms, metrics_port=s.stream_metrics_port,
+                   retry_max_s=s.stream_retry_max_s)
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic_interactions, self.topic_impressions, self.topic_exposures]

@@ -217,3 +217,34 @@ def test_rule_planned_link_fires():
     assert planned_links_to_existing(bad, base) == ["../04_ML_Systems/model_serving.md",
                                                      "04_ML_Systems/feature_stores.md"]
     assert planned_links_to_existing("[x](../nowhere/absent.md) (planned)", base) == []
+
+
+# Production Considerations: every topic file of the parts listed here has the section (parts are
+# added as their sections are written); any file that has one keeps it within the word range.
+PRODUCTION_PARTS = ("04_ML_Systems",)
+PRODUCTION_WORDS = (120, 250)
+
+
+def production_problems(text: str, required: bool) -> list[str]:
+    titles = h2_titles(text)
+    if "Production Considerations" not in titles:
+        return ["no '## Production Considerations' section"] if required else []
+    n = len(re.findall(r"\S+", section_body(text, "Production Considerations")))
+    lo, hi = PRODUCTION_WORDS
+    return [] if lo <= n <= hi else [f"Production Considerations has {n} words (want {lo}-{hi})"]
+
+
+@pytest.mark.parametrize("path", topic_files(), ids=lambda p: str(p.relative_to(RUNBOOKS)))
+def test_production_considerations(path: Path):
+    required = path.parent.name in PRODUCTION_PARTS
+    problems = production_problems(path.read_text(encoding="utf-8"), required)
+    assert not problems, f"{path.name}: {problems}"
+
+
+def test_rule_production_considerations_fires():
+    assert production_problems("## Conceptual Overview\n\ntext\n", required=True)
+    assert production_problems("## Conceptual Overview\n\ntext\n", required=False) == []
+    short = "## Production Considerations\n\n" + "word " * 30 + "\n## Common Mistakes\n"
+    assert production_problems(short, required=False) == ["Production Considerations has 30 words (want 120-250)"]
+    ok = "## Production Considerations\n\n" + "word " * 150 + "\n## Common Mistakes\n"
+    assert production_problems(ok, required=True) == []

@@ -221,7 +221,7 @@ def test_rule_planned_link_fires():
 
 # Production Considerations: every topic file of the parts listed here has the section (parts are
 # added as their sections are written); any file that has one keeps it within the word range.
-PRODUCTION_PARTS = ("04_ML_Systems", "05_Specialized_Domains")
+PRODUCTION_PARTS = ("04_ML_Systems", "05_Specialized_Domains", "06_GenAI_Applied")
 PRODUCTION_WORDS = (120, 250)
 
 

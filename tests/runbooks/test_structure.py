@@ -1,8 +1,13 @@
 """Every runbook topic has the six parts in order, enough interview questions,
-resolvable relative links, and a stated reason above every skipped block."""
+resolvable relative links, and a stated reason above every skipped block; and the
+gate of issue 14: answers of substance, asserts on computed values, no citation
+outside the repository, no "(planned)" on files that exist. Each gate rule is a
+plain function with a test showing it fires on a bad example."""
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
 from pathlib import Path
 
@@ -90,3 +95,156 @@ def test_relative_links_resolve(path: Path):
         if file_part and not (path.parent / file_part).exists():
             broken.append(target)
     assert not broken, f"{path.relative_to(REPO_ROOT)}: broken links {broken}"
+
+
+# --- the gate that catches what a reader would (issue 14, part 7) --------------------------------
+# Each rule is a plain function over markdown text, returning the offending items, so that the
+# bad-example tests below can show the rule fires.
+
+MIN_ANSWER_WORDS = 40
+OUTSIDE = re.compile(r"FACTS\.md|\.\./shared|/work/shared")
+PLANNED = re.compile(r"(?:\[[^\]]*\]\(([^)\s]+)\)|`([^`\s]+\.md)`)\s*\(planned\)")
+BUILTIN_NAMES = set(dir(builtins))
+
+
+def thin_answers(text: str) -> list[str]:
+    """Question headings (### in Interview Q&A) whose answer has fewer than MIN_ANSWER_WORDS words."""
+    qa = section_body(text, "Interview Q&A")
+    parts = re.split(r"^(### .+)$", qa, flags=re.M)
+    out = []
+    for head, body in zip(parts[1::2], parts[2::2], strict=True):
+        prose = re.sub(r"^```.*?^```", "", body, flags=re.M | re.S)
+        if len(re.findall(r"\S+", prose)) < MIN_ANSWER_WORDS:
+            out.append(head)
+    return out
+
+
+def literal_asserts(code: str) -> list[int]:
+    """Line numbers of asserts that check no value computed in the code (only literals and builtins)."""
+    out = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Assert):
+            names = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)}
+            if not (names - BUILTIN_NAMES):
+                out.append(node.lineno)
+    return out
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    return [(line, code) for line, info, code in parse_blocks_(text) if info.split()[:1] == ["python"]]
+
+
+def parse_blocks_(text: str):
+    fence = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
+    for m in fence.finditer(text):
+        yield text.count("\n", 0, m.start("body")) + 1, m.group("info").strip(), m.group("body")
+
+
+def outside_citations(text: str) -> list[str]:
+    return OUTSIDE.findall(text)
+
+
+def planned_links_to_existing(text: str, base: Path) -> list[str]:
+    out = []
+    for link, code_path in PLANNED.findall(text):
+        target = (link or code_path).split("#", 1)[0]
+        if target and ((base / target).exists() or (RUNBOOKS / target).exists()):
+            out.append(target)
+    return out
+
+
+@pytest.mark.parametrize("path", topic_files(), ids=lambda p: str(p.relative_to(RUNBOOKS)))
+def test_questions_have_answers_of_substance(path: Path):
+    thin = thin_answers(path.read_text(encoding="utf-8"))
+    assert not thin, f"{path.name}: answers under {MIN_ANSWER_WORDS} words: {thin}"
+
+
+@pytest.mark.parametrize("path", topic_files(), ids=lambda p: str(p.relative_to(RUNBOOKS)))
+def test_asserts_check_computed_values(path: Path):
+    bad = [line + n - 1 for line, code in python_blocks(path.read_text(encoding="utf-8"))
+           for n in literal_asserts(code)]
+    assert not bad, f"{path.name}: asserts on literals alone at lines {bad}"
+
+
+@pytest.mark.parametrize("path", all_markdown(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_no_citation_outside_the_repo(path: Path):
+    found = outside_citations(path.read_text(encoding="utf-8"))
+    assert not found, f"{path.relative_to(REPO_ROOT)}: cites files outside the repository: {found}"
+
+
+@pytest.mark.parametrize("path", all_markdown(), ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_no_planned_link_to_an_existing_file(path: Path):
+    found = planned_links_to_existing(path.read_text(encoding="utf-8"), path.parent)
+    assert not found, f"{path.relative_to(REPO_ROOT)}: '(planned)' on files that exist: {found}"
+
+
+# the rules fire on bad examples --------------------------------------------------------------
+
+BAD_QA = """## Interview Q&A
+
+### Q1. What is batching?
+
+It amortises a fixed cost.
+
+### Q2. A real question?
+
+""" + " ".join(["word"] * 45) + "\n\n## Common Mistakes\n"
+
+
+def test_rule_thin_answer_fires():
+    assert thin_answers(BAD_QA) == ["### Q1. What is batching?"]
+
+
+def test_rule_literal_assert_fires():
+    assert literal_asserts("assert round(128 / 580, 2) == 0.22\nassert 1 < 2\n") == [1, 2]
+    assert literal_asserts("x = 128 / 580\nassert round(x, 2) == 0.22\n") == []
+
+
+def test_rule_literal_assert_fires_on_a_markdown_block():
+    text = "# T\n\n```python\nx = 1\nassert x == 1\nassert 2 == 2\n```\n"
+    (line, code), = python_blocks(text)
+    assert [line + n - 1 for n in literal_asserts(code)] == [6]
+
+
+def test_rule_outside_citation_fires():
+    assert outside_citations("measured (FACTS.md) and [guide](../shared/STYLE.md)") == ["FACTS.md", "../shared"]
+    assert outside_citations("`make bench-features` → `artifacts/bench/features.json`") == []
+
+
+def test_rule_planned_link_fires():
+    base = RUNBOOKS / "01_Classical_ML"
+    bad = "see [serving](../04_ML_Systems/model_serving.md) (planned) and `04_ML_Systems/feature_stores.md` (planned)"
+    assert planned_links_to_existing(bad, base) == ["../04_ML_Systems/model_serving.md",
+                                                     "04_ML_Systems/feature_stores.md"]
+    assert planned_links_to_existing("[x](../nowhere/absent.md) (planned)", base) == []
+
+
+# Production Considerations: every topic file of the parts listed here has the section (parts are
+# added as their sections are written); any file that has one keeps it within the word range.
+PRODUCTION_PARTS = ("04_ML_Systems", "05_Specialized_Domains", "06_GenAI_Applied")
+PRODUCTION_WORDS = (120, 250)
+
+
+def production_problems(text: str, required: bool) -> list[str]:
+    titles = h2_titles(text)
+    if "Production Considerations" not in titles:
+        return ["no '## Production Considerations' section"] if required else []
+    n = len(re.findall(r"\S+", section_body(text, "Production Considerations")))
+    lo, hi = PRODUCTION_WORDS
+    return [] if lo <= n <= hi else [f"Production Considerations has {n} words (want {lo}-{hi})"]
+
+
+@pytest.mark.parametrize("path", topic_files(), ids=lambda p: str(p.relative_to(RUNBOOKS)))
+def test_production_considerations(path: Path):
+    required = path.parent.name in PRODUCTION_PARTS
+    problems = production_problems(path.read_text(encoding="utf-8"), required)
+    assert not problems, f"{path.name}: {problems}"
+
+
+def test_rule_production_considerations_fires():
+    assert production_problems("## Conceptual Overview\n\ntext\n", required=True)
+    assert production_problems("## Conceptual Overview\n\ntext\n", required=False) == []
+    short = "## Production Considerations\n\n" + "word " * 30 + "\n## Common Mistakes\n"
+    assert production_problems(short, required=False) == ["Production Considerations has 30 words (want 120-250)"]
+    ok = "## Production Considerations\n\n" + "word " * 150 + "\n## Common Mistakes\n"
+    assert production_problems(ok, required=True) == []

@@ -63,7 +63,12 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 	rm -rf run
 
 ## --- stream processor ---
-.PHONY: stream bench-stream
+.PHONY: stack stream bench-stream
+
+stack: up ## infrastructure plus the stream processor in the background (trains first when no Feast registry exists); `make down` stops all
+	@[ -f "$$($(PY) -c 'from minirec.settings import get_settings as g; print(g().feature_repo_path)')/data/registry.db" ] \
+		|| $(MAKE) --no-print-directory train
+	@$(PY) -m minirec.cli up-apps
 
 stream: setup ## the Kafka stream processor in the foreground: interactions -> Feast online + seen-sets, all events -> data/lake (needs `make up`)
 	@$(PY) -m services.stream $(ARGS)

@@ -54,6 +54,13 @@ def _cmd_up(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_up_apps(_: argparse.Namespace) -> int:
+    from minirec.infra import stack
+
+    stack.up_apps(get_settings())
+    return 0
+
+
 def _cmd_down(_: argparse.Namespace) -> int:
     from minirec.infra import stack
 
@@ -70,7 +77,8 @@ def _print_status() -> bool:
         state = "healthy" if r["healthy"] else ("unhealthy" if r["running"] else "stopped")
         ports = ",".join(map(str, r["ports"]))
         print(f"{r['name']:<12}{r['pid'] or '-':>8}  {ports:<14}{state:<10}{r['log']}")
-    return all(r["healthy"] for r in rows)
+    # apps (the stream processor) count only when started: `make up` alone is a healthy stack
+    return all(r["healthy"] for r in rows if r["running"] or not r.get("optional"))
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -151,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topics", action="store_true", help="also require every topic from .env")
     p.set_defaults(fn=_cmd_probe)
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
-                           ("down", _cmd_down, "stop the native services (data is kept)"),
+                           ("up-apps", _cmd_up_apps, "start the stream processor in the background (after `make train`)"),
+                           ("down", _cmd_down, "stop the stream processor and the native services (data is kept)"),
                            ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),
                            ("summary", _cmd_summary, "print the data and service summary"),
                            ("fetch-kafka", _cmd_fetch_kafka, "resolve the Kafka broker jars with Maven")]:

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     stream_batch_size: int = Field(1000, ge=1)  # max events per micro-batch (one Feast push, one lake part)
     stream_batch_max_wait_ms: int = Field(100, ge=1)  # a batch closes at this age even when not full
     stream_metrics_port: int = Field(3004, ge=1, le=65535)
+    stream_metrics_host: str = "127.0.0.1"
     stream_lake_dir: Path = Path("data/lake")  # <dir>/<table>/date=YYYY-MM-DD/part-*.parquet
     stream_items_table: Path = Path("data/ml-100k/items.parquet")  # known item ids; missing file = no check
     stream_retry_max_s: float = Field(5.0, gt=0)  # backoff cap while Redis, the lake or Kafka is down

@@ -41,6 +41,7 @@ def prometheus_server(home: Path, host: str, port: int, values: dict[str, str] |
     vals = {
         "PROMETHEUS_SCRAPE_SELF": f"{host}:{port}",
         "RECOMMENDER_SCRAPE": f"{cfg.recommender_host}:{cfg.recommender_port}",
+        "STREAM_SCRAPE": f"{cfg.stream_metrics_host}:{cfg.stream_metrics_port}",
         **(values or {}),
     }
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import urllib.request
 from pathlib import Path
 
 from minirec.infra.kafka import create_topics, kafka_server
 from minirec.infra.process import Server
 from minirec.infra.prometheus import prometheus_server
 from minirec.infra.redis_server import redis_server
-from minirec.settings import Settings
+from minirec.settings import REPO_ROOT, Settings
 
 
 def kafka_libs(s: Settings) -> Path:
@@ -27,6 +29,38 @@ def servers(s: Settings) -> list[Server]:
     ]
 
 
+def _metrics_answer(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL from settings
+        return resp.status == 200
+
+
+def stream_server(s: Settings) -> Server:
+    """The stream processor as a native background process (`make stack`); needs the
+    infrastructure up and a Feast registry (`make train` writes it)."""
+    url = f"http://{s.stream_metrics_host}:{s.stream_metrics_port}/metrics"
+    return Server(name="stream", argv=[sys.executable, "-m", "services.stream"], host=s.stream_metrics_host,
+                  ports=[s.stream_metrics_port], state_dir=s.run_path / "stream",
+                  health=lambda: _metrics_answer(url), cwd=REPO_ROOT, start_timeout_s=120,
+                  hint="it needs `make up` and a Feast registry from `make train`; read the log")
+
+
+def apps(s: Settings) -> list[Server]:
+    """The project's own long-running processes that `make stack` starts after the infrastructure."""
+    return [stream_server(s)]
+
+
+def up_apps(s: Settings, echo=print) -> None:
+    registry = s.feature_repo_path / "data" / "registry.db"
+    if not registry.exists():
+        from minirec.infra.process import InfraError
+
+        raise InfraError(f"no Feast registry at {registry}: run `make train` first (it applies the repo)")
+    for server in apps(s):
+        echo(f"starting {server.name} on {server.host}:{server.ports[0]} ...")
+        pid = server.start()
+        echo(f"  {server.name} healthy (pid {pid}, log {server.logfile})")
+
+
 def up(s: Settings, echo=print) -> None:
     for server in servers(s):
         echo(f"starting {server.name} on {server.host}:{server.ports[0]} ...")
@@ -38,13 +72,17 @@ def up(s: Settings, echo=print) -> None:
 
 
 def down(s: Settings, echo=print) -> None:
-    for server in reversed(servers(s)):
+    for server in [*apps(s), *reversed(servers(s))]:
         was = server.stop()
         echo(f"{server.name}: {'stopped' if was else 'not running'}")
 
 
 def status(s: Settings) -> list[dict]:
-    return [server.status() for server in servers(s)]
+    """Infrastructure first, then the apps (an app that is not running is reported, not required)."""
+    rows = [server.status() for server in servers(s)]
+    for server in apps(s):
+        rows.append({**server.status(), "optional": True})
+    return rows
 
 
 def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0) -> dict[str, bool]:

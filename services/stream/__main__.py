@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = build(cfg)
     if not a.no_metrics:
-        app.metrics.serve(cfg.metrics_port)
+        app.metrics.serve(cfg.metrics_port, cfg.metrics_host)
     log.info("consuming %s as group %s from %s; online store %s:%s project %s; lake %s; metrics :%s",
              ",".join(cfg.topics), cfg.group_id, cfg.bootstrap, cfg.redis_host, cfg.redis_port,
              cfg.feast_project, cfg.lake_dir, "off" if a.no_metrics else cfg.metrics_port)

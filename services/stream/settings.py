@@ -25,6 +25,7 @@ class StreamConfig:
     batch_size: int
     batch_max_wait_ms: int
     metrics_port: int
+    metrics_host: str
     retry_max_s: float
 
     @classmethod
@@ -37,6 +38,7 @@ class StreamConfig:
                    feature_repo=s.feature_repo_path, lake_dir=s.stream_lake_path,
                    items_table=s.path(s.stream_items_table), batch_size=s.stream_batch_size,
                    batch_max_wait_ms=s.stream_batch_max_wait_ms, metrics_port=s.stream_metrics_port,
+                   metrics_host=s.stream_metrics_host,
                    retry_max_s=s.stream_retry_max_s)
 
     @property

@@ -13,9 +13,13 @@ from minirec.settings import REPO_ROOT
 OUTSIDE = re.compile("|".join([r"\.\./" + "shared", r"REPO_ROOT\.parent", r"parents\[2\]" + r"\s*/"]))
 
 
+# the gates themselves hold bad examples on purpose
+GATES = {"tests/deploy/test_self_contained.py", "tests/runbooks/test_structure.py"}
+
+
 def tracked_files() -> list[str]:
     out = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return [f for f in out.stdout.splitlines() if f.endswith((".py", ".sh", ".yml", ".yaml", ".toml"))
+    return [f for f in out.stdout.splitlines() if f not in GATES and f.endswith((".py", ".sh", ".yml", ".yaml", ".toml"))
             or f in ("Makefile", ".env") or f.startswith(".ci/")]
 
 

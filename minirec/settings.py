@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     feature_repo_dir: Path = Path("feature_repo")
     recommender_items_table: Path = Path("data/ml-100k/items.parquet")
 
+    # --- traffic simulator (services/simulator) ---
+    simulator_speedup: float = Field(3600.0, gt=0)
+    simulator_k: int = Field(10, ge=1, le=100)
+    simulator_seed: int = 0
+    simulator_concurrency: int = Field(8, ge=1, le=256)
+
     # --- Airflow ---
     airflow_port: int = Field(8080, ge=1, le=65535)
     postgres_port: int = Field(5432, ge=1, le=65535)

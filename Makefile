@@ -91,3 +91,9 @@ promote: ## mark a registered model as production, e.g. make promote TAG=two_tow
 
 models: ## list the two-tower models in the BentoML registry with stage and validation NDCG@10
 	@$(PY) -m minirec.pipeline models
+
+## --- event streaming ---
+.PHONY: simulate
+
+simulate: ## replay MovieLens' held-out period as live users against the recommender -> Kafka interactions, e.g. make simulate ARGS="--users 500 --speedup 3600" (--help lists the flags)
+	@$(PY) -m services.simulator $(ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 
@@ -67,13 +68,15 @@ def test_clicks_are_keyed_by_user(world, recommender, kafka_broker):
     consumer.seek_to_beginning(*parts)
     seen: dict[int, set[int]] = {}
     got = 0
-    while got < m.events:
+    deadline = time.monotonic() + 60
+    while got < m.events and time.monotonic() < deadline:
         for tp, batch in consumer.poll(timeout_ms=1000).items():
             for msg in batch:
                 assert msg.key == str(decode(Interaction, msg.value).user_id).encode()
                 seen.setdefault(int(msg.key), set()).add(tp.partition)
                 got += 1
     consumer.close()
+    assert got == m.events
     assert all(len(p) == 1 for p in seen.values())  # one user, one partition
 
 

@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 from minirec.infra.kafka import create_topics, kafka_server
-from minirec.infra.process import Server
+from minirec.infra.process import InfraError, Server
 from minirec.infra.prometheus import prometheus_server
 from minirec.infra.redis_server import redis_server
 from minirec.settings import REPO_ROOT, Settings
@@ -52,8 +52,6 @@ def apps(s: Settings) -> list[Server]:
 def up_apps(s: Settings, echo=print) -> None:
     registry = s.feature_repo_path / "data" / "registry.db"
     if not registry.exists():
-        from minirec.infra.process import InfraError
-
         raise InfraError(f"no Feast registry at {registry}: run `make train` first (it applies the repo)")
     for server in apps(s):
         echo(f"starting {server.name} on {server.host}:{server.ports[0]} ...")

@@ -10,7 +10,8 @@ Endpoints
 
 How batching sits on the request path: BentoML batches only an API whose
 argument is a list, and calling a batchable API from another API of the same
-service failed under load (FACTS.md: 44 % 500s through `to_async`). So
+service failed under load (44 % HTTP 500s through `to_async` in a load test on
+this machine with bentoml 1.4.40; not re-measured by a make target). So
 `/recommend` is one in-process hop: the `RequestRouter` ASGI middleware
 validates the single request and, with RECOMMENDER_BATCHING=true, rewrites it
 to `/recommend_batch` with the body wrapped as `[body]`, then unwraps the

@@ -6,7 +6,7 @@
 Why Feast's push and not raw HSETs: the recommender reads the rows Feast
 writes (services/recommender/features.py), and `push` is that encoding by
 definition, so no second copy of Feast's key/field/proto layout is needed
-here. Its cost is per call (FACTS.md: ~4 ms for one row), so one call per
+here. Its cost is mostly per call (a few ms for one row), so one call per
 batch of up to STREAM_BATCH_SIZE events amortises it; `loadtests/bench_stream.py`
 measures the whole path.
 

@@ -229,3 +229,18 @@ def read_lake(lake: Path, table: str = "interactions") -> pd.DataFrame:
     if not files:
         return pd.DataFrame(columns=["event_id", "user_id", "item_id", "event_timestamp"])
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def assert_online_matches_lake(world: FeastWorld, lake: pd.DataFrame) -> pd.DataFrame:
+    """Every user's online row equals the offline definition recomputed from the lake; returns that recount."""
+    import numpy as np
+
+    from minirec.features.tables import build_user_realtime
+
+    users = sorted(lake["user_id"].unique().tolist())
+    expect = build_user_realtime(lake, np.array(users)).groupby("user_id").last()
+    online = world.online(users).set_index("user_id")
+    assert (online["u_cnt_1h"] == expect.loc[users, "u_cnt_1h"]).all()
+    assert (online["u_cnt_24h"] == expect.loc[users, "u_cnt_24h"]).all()
+    assert all(list(online.loc[u, "last_items"]) == list(expect.loc[u, "last_items"]) for u in users)
+    return expect

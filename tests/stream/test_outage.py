@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from minirec.events import encode, key_of
-from minirec.features.tables import build_user_realtime
 from minirec.infra.process import free_port
 from minirec.infra.redis_server import redis_server as make_redis
 from tests.stream.conftest import (
     Subprocess,
+    assert_online_matches_lake,
     committed_offsets,
     make_feast_world,
     read_lake,
@@ -64,12 +63,7 @@ def test_redis_down_stalls_without_committing_then_catches_up(kafka_broker, topi
 
         lake = read_lake(tmp_path / "lake")
         assert len(lake) == 2 * N and lake["event_id"].is_unique
-        users = sorted(lake["user_id"].unique().tolist())
-        expect = build_user_realtime(lake, np.array(users)).groupby("user_id").last()
-        online = world.online(users).set_index("user_id")
-        assert (online["u_cnt_1h"] == expect.loc[users, "u_cnt_1h"]).all()
-        assert (online["u_cnt_24h"] == expect.loc[users, "u_cnt_24h"]).all()
-        assert all(list(online.loc[u, "last_items"]) == list(expect.loc[u, "last_items"]) for u in users)
+        assert_online_matches_lake(world, lake)
     finally:
         if proc is not None:
             proc.cleanup()

@@ -76,21 +76,21 @@ stream: setup ## the Kafka stream processor in the foreground: interactions -> F
 bench-stream: setup ## stream processor events/s vs a bare consumer, freshness p50/p99 at 1,000 events/s, lost/duplicated -> artifacts/bench/stream.json
 	@$(PY) loadtests/bench_stream.py $(ARGS)
 
-## --- training (issue 3) ---
+## --- training ---
 .PHONY: train feast-apply promote models
 
-train: data up ## train the two-tower natively (no Airflow): features, Feast, train, evaluate, gate, FAISS, registry, materialise; results in artifacts/latest
+train: data up ## train the two-tower natively (no Airflow): features, Feast, train, evaluate, gate, FAISS, register, materialise, seen-sets, promote; results in artifacts/latest
 	@$(PY) -m minirec.pipeline run $(ARGS)
-	@$(PY) -m services.recommender.features backfill
 
 feast-apply: ## `feast apply` the repo in feature_repo/ with the .env values (offline tables come from `make train`)
 	@set -a && . ./.env && set +a && cd feature_repo && ../.venv/bin/feast apply
 
-promote: ## mark a registered model as production, e.g. make promote TAG=two_tower:full
-	@$(PY) -m minirec.pipeline promote $(TAG)
+promote: ## make a registered model production, recorded with who and why, e.g. make promote TAG=two_tower:<run id> REASON="A/B won"
+	@$(PY) -m minirec.pipeline promote $(TAG) --reason "$(or $(REASON),manual promotion)"
 
-models: ## list the two-tower models in the BentoML registry with stage and validation NDCG@10
+models: ## list the two-tower models in the BentoML registry with stage, validation NDCG@10 and content identity; the stage log follows
 	@$(PY) -m minirec.pipeline models
+	@$(PY) -m minirec.pipeline history
 
 ## --- event streaming ---
 .PHONY: simulate

@@ -73,12 +73,13 @@ def train_version(world: World, run_id: str, *, epochs: int = 2, seed: int = 0, 
     for step in ("validate_data", "build_training_set", "train"):
         pipeline.run_step(step, ctx)
     # gate bypass: a serving fixture needs a model, not a good one
-    pipeline._write_json(ctx.run_dir / "gate.json", {"passed": True, "message": "bypassed by loadtests.world"})
+    pipeline.write_json(ctx.run_dir / "gate.json", {"passed": True, "message": "bypassed by loadtests.world"})
     pipeline.run_step("build_index", ctx)
     window = json.loads((ctx.run_dir / "training_set.json").read_text())["window"]
     tag = registry.register(ctx.run_dir / "bundle", store_path=world.model_store, name="two_tower",
                             version=run_id, metadata={"run_id": run_id, "data_window": window,
-                                                      "feature_service": "two_tower_v1"})
+                                                      "feature_service": "two_tower_v1"},
+                            by="loadtests.world", reason="test world (gate bypassed)")
     if promote:
         promote_model(world.model_store, tag)
     if materialize:
@@ -87,34 +88,11 @@ def train_version(world: World, run_id: str, *, epochs: int = 2, seed: int = 0, 
     return tag
 
 
-def set_stage(store_path: Path, tag: str, stage: str) -> None:
-    """Write a model's `stage` label into its model.yaml (what registry.get_stage reads)."""
-    import yaml
-
+def promote_model(store_path: Path, tag: str, reason: str = "test world") -> str:
+    """The registry's real promotion path (stage log, previous production archived)."""
     from minirec.train import registry
 
-    path = Path(registry._store(store_path).get(tag).path) / "model.yaml"
-    info = yaml.safe_load(path.read_text())
-    info.setdefault("labels", {})["stage"] = stage
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(info, sort_keys=False))
-    tmp.replace(path)
-
-
-def promote_model(store_path: Path, tag: str) -> str:
-    """registry.promote, with a fallback for the registry's `_set_stage` failing on this BentoML
-    (attr.evolve(ModelInfo) raises TypeError: unexpected keyword 'name'): same result, via model.yaml."""
-    from minirec.train import registry
-
-    try:
-        return registry.promote(store_path, tag)
-    except TypeError:
-        name = tag.split(":")[0]
-        for m in registry.list_models(store_path, name):
-            if m.info.labels.get("stage") == "production" and str(m.tag) != tag:
-                set_stage(store_path, str(m.tag), "archived")
-        set_stage(store_path, tag, "production")
-        return tag
+    return registry.promote(store_path, tag, by="loadtests.world", reason=reason)
 
 
 def register_copy(world: World, version: str, *, stage: str = "candidate") -> str:
@@ -123,7 +101,8 @@ def register_copy(world: World, version: str, *, stage: str = "candidate") -> st
 
     src = world.root / "artifacts" / "runs" / world.tags[0].split(":")[1] / "bundle"
     tag = registry.register(src, store_path=world.model_store, name="two_tower", version=version,
-                            metadata={"run_id": version, "copy_of": world.tags[0]})
+                            metadata={"run_id": version, "copy_of": world.tags[0]}, by="loadtests.world",
+                            reason=f"copy of {world.tags[0]}")
     if stage == "production":
         promote_model(world.model_store, tag)
     world.tags.append(tag)

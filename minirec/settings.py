@@ -47,13 +47,13 @@ class Settings(BaseSettings):
     run_dir: Path = Path("run")
     artifacts_dir: Path = Path("artifacts")
 
-    # --- training (issue 3) ---
+    # --- training ---
     feast_project: str = "minirec"
     model_store_dir: Path = Path("run/bentoml")
     model_name: str = "two_tower"
     gate_tolerance: float = Field(0.005, ge=0.0)
 
-    # --- serving (issue 4) ---
+    # --- serving ---
     recommender_host: str = "127.0.0.1"
     recommender_port: int = Field(3001, ge=1, le=65535)
     recommender_floor_port: int = Field(3002, ge=1, le=65535)
@@ -128,12 +128,12 @@ class Settings(BaseSettings):
     def artifacts_path(self) -> Path:
         return self.path(self.artifacts_dir)
 
-    # --- training (issue 3) ---
+    # --- training ---
     @property
     def model_store_path(self) -> Path:
         return self.path(self.model_store_dir)
 
-    # --- serving (issue 4) ---
+    # --- serving ---
     @property
     def recommender_url(self) -> str:
         return f"http://{self.recommender_host}:{self.recommender_port}"

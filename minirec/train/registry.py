@@ -1,7 +1,7 @@
-"""Model registry on the BentoML model store: bundles, stages, promotion.
+"""Model registry on the BentoML model store: immutable bundles, stages in a log, promotion.
 
 Bundle layout (one BentoML model, name `two_tower` by default, version =
-run id; files under `bentoml.models.get(tag).path`):
+run id; files under `ModelRef.path`):
 
     config.json         TwoTowerConfig: vocabularies (user_ids, item_ids,
                         occupations), sizes, temperature, pop_weight w
@@ -16,14 +16,21 @@ run id; files under `bentoml.models.get(tag).path`):
                         `minirec.train.ann.search(index, q, k)` (appends the 0)
     features.json       feature services and feature names the towers read
 
-Labels: `stage` = candidate | production | archived, `run_id`.
-Metadata: metrics (test and validation), data window, feature service,
-git commit, ANN recall/latency, training seconds.
+Entries are immutable: a version is registered once; registering it again
+with the same files is a no-op, with other files an error. Nothing here
+deletes an entry. Metadata carries `content_sha256` (over the bundle files),
+so `ModelRef.identity` names what is served, not only what it is called.
 
-Serving: `b = load_bundle(stage="production")`; read the user's
+Stages (candidate | production | archived) live in `<store>/stages.jsonl`,
+an append-only log of {model, tag, stage, by, reason, at}: the newest line
+for a tag is its stage, and the log is the audit trail of every decision.
+A new candidate archives the older candidates; promotion archives the old
+production model. Writers take `<store>/stages.lock` (flock), so two
+processes never interleave a read-check-append.
+
+Serving: `b = load_bundle(store, stage="production")`; read the user's
 `two_tower_v1` features online; `q = user_vector(b.model, feats, user_id)`
 (d+1,); `rows, _ = ann.search(b.index, q[None], k)` -> b.item_ids[rows[0]].
-Similar items: cosine over item_embeddings (no popularity term).
 
 The store lives at settings.model_store_path (MODEL_STORE_DIR in .env), not
 in ~/bentoml, so native runs, tests and containers point at one folder.
@@ -31,10 +38,16 @@ in ~/bentoml, so native runs, tests and containers point at one folder.
 
 from __future__ import annotations
 
+import fcntl
+import getpass
+import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +61,24 @@ if TYPE_CHECKING:
 STAGES = ("candidate", "production", "archived")
 BUNDLE_FILES = ("config.json", "model.pt", "item_vectors.npy", "item_embeddings.npy", "item_ids.npy",
                 "index.faiss", "features.json")
+STAGES_FILE = "stages.jsonl"
 
 
 class RegistryError(RuntimeError):
     """A registry operation cannot run; the message names the fix."""
 
 
+# ---------------------------------------------------------------- the one BentoML workaround
 def _store(path: Path):
+    """A BentoML ModelStore rooted at `path`.
+
+    Workaround, BentoML 1.4.40: the public `bentoml.models.*` functions take the
+    store only through the private keyword `_model_store`, and the store class is
+    only importable from `bentoml._internal`; the alternative (BENTOML_HOME) is
+    read once per process, and tests use several stores in one process. This
+    function and `_create` are the only places that touch either;
+    tests/pipeline/test_registry.py::test_bentoml_store_contract fails when an
+    upgrade moves them."""
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage analytics leave the machine
     from bentoml._internal.models.model import ModelStore
 
@@ -62,71 +86,188 @@ def _store(path: Path):
     return ModelStore(str(path))
 
 
-def register(files_dir: Path, *, store_path: Path, name: str, version: str,
-             metadata: dict[str, Any], stage: str = "candidate") -> str:
-    """Copy the bundle files from `files_dir` into a new store entry `name:version`; returns the tag.
-
-    Re-registering the same version (a rerun of the same data interval) replaces it."""
+def _create(store_path: Path, tag: str, labels: dict[str, str], metadata: dict[str, Any]):
+    """Context manager creating a new store entry (see `_store` for why `_model_store`)."""
     import bentoml
 
+    return bentoml.models.create(name=tag, labels=labels, metadata=metadata, _model_store=_store(store_path))
+
+
+# ---------------------------------------------------------------- entries
+@dataclass(frozen=True)
+class ModelRef:
+    """One registry entry as the rest of the project sees it."""
+
+    tag: str  # "name:version"
+    path: Path
+    metadata: dict[str, Any]
+    stage: str
+    created: datetime
+
+    @property
+    def version(self) -> str:
+        return self.tag.split(":", 1)[1]
+
+    @property
+    def identity(self) -> str:
+        """tag@content hash: changes whenever the served files change."""
+        return f"{self.tag}@{str(self.metadata.get('content_sha256', ''))[:12]}"
+
+
+def content_hash(files_dir: Path) -> str:
+    """sha256 over the bundle files' names and bytes, in BUNDLE_FILES order."""
+    h = hashlib.sha256()
+    for name in BUNDLE_FILES:
+        h.update(name.encode() + b"\0")
+        with open(files_dir / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _entries(store_path: Path, name: str) -> list[Any]:
+    try:
+        return list(_store(store_path).list(name))
+    except Exception:  # no entry of that name yet
+        return []
+
+
+def list_models(store_path: Path, name: str) -> list[ModelRef]:
+    """Every entry of `name`, oldest first, with its current stage."""
+    stages = current_stages(store_path, name)
+    refs = [ModelRef(tag=str(m.tag), path=Path(m.path), metadata=dict(m.info.metadata),
+                     stage=stages.get(str(m.tag), m.info.labels.get("stage", "candidate")),
+                     created=m.info.creation_time) for m in _entries(store_path, name)]
+    return sorted(refs, key=lambda r: r.created)
+
+
+def get_model(store_path: Path, tag: str) -> ModelRef:
+    name = tag.split(":", 1)[0]
+    for ref in list_models(store_path, name):
+        if ref.tag == tag:
+            return ref
+    raise RegistryError(f"no model {tag} in {store_path}; list them with `python -m minirec.pipeline models`")
+
+
+def get_stage(store_path: Path, name: str, stage: str = "production") -> ModelRef | None:
+    """The entry of `name` most recently moved to `stage`, or None."""
+    by_tag = {r.tag: r for r in list_models(store_path, name)}
+    for rec in reversed(history(store_path, name)):
+        ref = by_tag.get(rec["tag"])
+        if ref is not None and ref.stage == stage:
+            return ref
+    legacy = [r for r in by_tag.values() if r.stage == stage]  # stores written before the stage log
+    return legacy[-1] if legacy else None
+
+
+def register(files_dir: Path, *, store_path: Path, name: str, version: str, metadata: dict[str, Any],
+             by: str = "pipeline", reason: str = "registered") -> str:
+    """Copy the bundle in `files_dir` into a new entry `name:version` as the candidate; returns the tag.
+
+    Older candidates are archived (the treatment arm is never a stale model).
+    The same version with the same files again is a no-op (a retried task);
+    with other files it is refused: versions are immutable."""
     missing = [f for f in BUNDLE_FILES if not (files_dir / f).exists()]
     if missing:
         raise RegistryError(f"bundle incomplete in {files_dir}: missing {', '.join(missing)}; "
                             "run the train and build_index steps first; the registry was not changed")
-    store = _store(store_path)
     tag = f"{name}:{version}"
-    try:
-        store.delete(tag)
-    except Exception:  # not there yet
-        pass
-    with bentoml.models.create(name=tag, labels={"stage": stage, "run_id": version},
-                               metadata=metadata, _model_store=store) as m:
-        for f in BUNDLE_FILES:
-            shutil.copy2(files_dir / f, Path(m.path) / f)
+    digest = content_hash(files_dir)
+    with _locked(store_path):
+        existing = {r.tag: r for r in list_models(store_path, name)}
+        if tag in existing:
+            if existing[tag].metadata.get("content_sha256") == digest:
+                return tag
+            raise RegistryError(f"{tag} is already registered with different files; versions are immutable: "
+                                "register under a new run id (the default for every run)")
+        with _create(store_path, tag, {"run_id": version}, {**metadata, "content_sha256": digest}) as m:
+            for f in BUNDLE_FILES:
+                shutil.copy2(files_dir / f, Path(m.path) / f)
+        for old in existing.values():
+            if old.stage == "candidate":
+                _append(store_path, name, old.tag, "archived", by, f"superseded by candidate {tag}")
+        _append(store_path, name, tag, "candidate", by, reason)
     return tag
 
 
-def _set_stage(model: Any, stage: str) -> None:
-    from bentoml._internal.models.model import ModelInfo
+def promote(store_path: Path, tag: str, *, by: str | None = None, reason: str = "manual promotion",
+            expect_production: str | None | bool = False) -> str:
+    """Make `tag` production; the previous production model is archived.
 
-    info = model.info
-    labels = {**info.labels, "stage": stage}
-    model._info = ModelInfo(tag=info.tag, module=info.module, labels=labels, options=info.options,
-                            metadata=info.metadata, context=info.context, signatures=info.signatures,
-                            api_version=info.api_version, creation_time=info.creation_time)
-    model._write_info()  # model.yaml in the store entry is the source of truth for the stage
+    `expect_production`: the production tag the caller's decision was based on
+    (None = there was none); when production changed since, refuse. False skips
+    the check (a person promoting by hand)."""
+    ref = get_model(store_path, tag)
+    name = tag.split(":", 1)[0]
+    with _locked(store_path):
+        prod = get_stage(store_path, name, "production")
+        prod_tag = prod.tag if prod is not None else None
+        if expect_production is not False and prod_tag != expect_production:
+            raise RegistryError(f"production changed since the decision to promote {tag} "
+                                f"(was {expect_production}, now {prod_tag}); rerun the gate")
+        if prod_tag == ref.tag:
+            return ref.tag
+        who = by or getpass.getuser()
+        if prod is not None:
+            _append(store_path, name, prod.tag, "archived", who, f"replaced by {ref.tag}")
+        _append(store_path, name, ref.tag, "production", who, reason)
+    return ref.tag
 
 
-def list_models(store_path: Path, name: str) -> list[Any]:
-    store = _store(store_path)
-    try:
-        return sorted(store.list(name), key=lambda m: m.info.creation_time)
-    except Exception:
+def set_stage(store_path: Path, tag: str, stage: str, *, by: str | None = None, reason: str = "") -> None:
+    """Record a stage change other than promotion (e.g. archive a candidate by hand)."""
+    if stage not in STAGES:
+        raise RegistryError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    if stage == "production":
+        promote(store_path, tag, by=by, reason=reason or "set_stage")
+        return
+    ref = get_model(store_path, tag)
+    with _locked(store_path):
+        _append(store_path, tag.split(":", 1)[0], ref.tag, stage, by or getpass.getuser(), reason)
+
+
+# ---------------------------------------------------------------- the stage log
+def history(store_path: Path, name: str | None = None) -> list[dict[str, Any]]:
+    """Every stage record, oldest first (optionally for one model name)."""
+    path = store_path / STAGES_FILE
+    if not path.exists():
         return []
+    recs = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line after a crash: ignored, the rest stands
+                continue
+    return [r for r in recs if name is None or r.get("model") == name]
 
 
-def get_stage(store_path: Path, name: str, stage: str = "production") -> Any | None:
-    """The newest model of `name` labelled `stage`, or None."""
-    found = [m for m in list_models(store_path, name) if m.info.labels.get("stage") == stage]
-    return found[-1] if found else None
+def current_stages(store_path: Path, name: str) -> dict[str, str]:
+    """tag -> its newest recorded stage."""
+    return {r["tag"]: r["stage"] for r in history(store_path, name)}
 
 
-def promote(store_path: Path, tag: str) -> str:
-    """Make `tag` the production model; the previous production model becomes archived."""
-    store = _store(store_path)
-    try:
-        model = store.get(tag)
-    except Exception as exc:
-        raise RegistryError(f"no model {tag} in {store_path}; list them with "
-                            "`python -m minirec.pipeline models`") from exc
-    name = model.tag.name
-    for m in list_models(store_path, name):
-        if m.info.labels.get("stage") == "production" and str(m.tag) != str(model.tag):
-            _set_stage(m, "archived")
-    _set_stage(model, "production")
-    return str(model.tag)
+def _append(store_path: Path, name: str, tag: str, stage: str, by: str, reason: str) -> None:
+    rec = {"model": name, "tag": tag, "stage": stage, "by": by, "reason": reason,
+           "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    with open(store_path / STAGES_FILE, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
+@contextmanager
+def _locked(store_path: Path) -> Iterator[None]:
+    store_path.mkdir(parents=True, exist_ok=True)
+    with open(store_path / "stages.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- loading
 @dataclass
 class Bundle:
     tag: str
@@ -137,6 +278,7 @@ class Bundle:
     index: faiss.Index
     features: dict[str, Any]
     metadata: dict[str, Any]
+    identity: str = ""
 
 
 def load_dir(path: Path) -> tuple[TwoTower, dict[str, Any]]:
@@ -160,18 +302,17 @@ def load_bundle(store_path: Path, name: str = "two_tower", tag: str | None = Non
     """Load a bundle by tag, or the newest one in `stage`."""
     import faiss
 
-    store = _store(store_path)
     if tag is not None:
-        model_entry = store.get(tag)
+        ref = get_model(store_path, tag)
     else:
-        model_entry = get_stage(store_path, name, stage or "production")
-        if model_entry is None:
+        ref = get_stage(store_path, name, stage or "production")
+        if ref is None:
             raise RegistryError(f"no {name} model in stage {stage} under {store_path}; run `make train`")
-    path = Path(model_entry.path)
-    model, _ = load_dir(path)
+    model, _ = load_dir(ref.path)
+    p = ref.path
     return Bundle(
-        tag=str(model_entry.tag), model=model,
-        item_vectors=np.load(path / "item_vectors.npy"), item_embeddings=np.load(path / "item_embeddings.npy"),
-        item_ids=np.load(path / "item_ids.npy"), index=faiss.read_index(str(path / "index.faiss")),
-        features=json.loads((path / "features.json").read_text()), metadata=dict(model_entry.info.metadata),
+        tag=ref.tag, model=model,
+        item_vectors=np.load(p / "item_vectors.npy"), item_embeddings=np.load(p / "item_embeddings.npy"),
+        item_ids=np.load(p / "item_ids.npy"), index=faiss.read_index(str(p / "index.faiss")),
+        features=json.loads((p / "features.json").read_text()), metadata=ref.metadata, identity=ref.identity,
     )

@@ -1,12 +1,13 @@
-"""Airflow DAG `train_two_tower`: thin tasks over minirec.pipeline.
+"""Airflow DAG `train_two_tower`: thin tasks over minirec.pipeline, one per row of its step table.
 
-    validate_data -> build_training_set -> train -> evaluate -> gate
-        -> build_index -> register -> materialize -> export_reference
+    validate_data -> build_training_set -> train -> evaluate -> gate -> build_index
+        -> register -> materialize -> backfill_seen -> promote -> export_reference
 
-Each task builds the run context from settings and the data interval, so a
-run is keyed by its interval end (idempotent: a rerun overwrites the same
-run folder and registry version). All logic lives in minirec.pipeline; the
-same functions run without Airflow via `python -m minirec.pipeline run`.
+Every task of one DAG run computes the same run id, from the DAG run's id
+and start (`minirec.pipeline.new_run_id(seed=...)`), so each DAG run gets its
+own run folder and registry version, and a retried task reuses them.
+`params.run_id` overrides it. All logic lives in minirec.pipeline; the same
+functions run without Airflow via `python -m minirec.pipeline run`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-STEPS = ["validate_data", "build_training_set", "train", "evaluate", "gate", "build_index", "register",
-         "materialize", "export_reference"]
+from minirec.pipeline.steps import STEPS  # the step table; importing it loads no step
 
 
-def _run(step: str, data_interval_end=None, params=None) -> dict:
-    from minirec.pipeline import RunContext, run_step  # imported in the task, not at parse time
+def _run(step: str, data_interval_end=None, params=None, dag_run=None) -> dict:
+    # imported in the task, not at parse time
+    from minirec.pipeline import RunContext, new_run_id, run_step
 
     params = params or {}
     end = params.get("window_end") or (data_interval_end.isoformat() if data_interval_end else None)
-    run_id = params.get("run_id") or (
-        pendulum.instance(data_interval_end).format("YYYYMMDDTHHmmss") if data_interval_end else "manual")
+    run_id = params.get("run_id")
+    if not run_id:
+        started = getattr(dag_run, "run_after", None) or getattr(dag_run, "start_date", None) or pendulum.now("UTC")
+        run_id = new_run_id(seed=str(getattr(dag_run, "run_id", started)), now=pendulum.instance(started))
     train = {"epochs": int(params["epochs"]), "progress": False} if params.get("epochs") else {"progress": False}
-    ctx = RunContext.from_settings(run_id=run_id, window_end=end, train=train)
+    ctx = RunContext.from_settings(run_id=run_id, window_end=end, train=train, promoted_by="airflow")
     run_step(step, ctx)
     return {"step": step, "run_id": ctx.run_id, "run_dir": str(ctx.run_dir)}
 
@@ -46,8 +49,8 @@ def train_two_tower():
     previous = None
     for step in STEPS:
         @task(task_id=step)
-        def run_task(step_name: str = step, data_interval_end=None, params=None) -> dict:
-            return _run(step_name, data_interval_end, params)
+        def run_task(step_name: str = step, data_interval_end=None, params=None, dag_run=None) -> dict:
+            return _run(step_name, data_interval_end, params, dag_run)
 
         current = run_task()
         if previous is not None:

@@ -111,7 +111,8 @@ class Engine:
                 self.cfg.kafka_bootstrap, self.cfg.topic_impressions, self.cfg.impression_buffer,
                 on_sent=lambda n: self.m.sent.inc(n),
                 on_dropped=lambda reason, n: self.m.dropped.labels(reason).inc(n))
-        self._cache: dict[str, ModelVersion] = {}  # tag -> loaded version (control and treatment may share)
+        self._cache: dict[str, ModelVersion] = {}  # identity -> loaded version (control and treatment may share)
+        self._serving: dict[str, str] = {}  # variant -> identity being served
         self._titles: dict[int, str] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
@@ -128,14 +129,18 @@ class Engine:
         log.info("online features: %d fields of %s from %s", len(layout.features), layout.service,
                  self.cfg.feature_repo)
 
-    def _wanted_tags(self) -> dict[str, str]:
+    def _wanted(self) -> dict[str, str]:
+        """variant -> content identity (tag@sha) the registry says it should serve.
+
+        Control serves production; treatment serves the newest candidate (production when there is none).
+        Identities, not tags, so a model whose files changed under one tag would still be reloaded."""
         from minirec.train.registry import get_stage
 
         prod = get_stage(self.cfg.model_store, self.cfg.model_name, "production")
         if prod is None:
             return {}
         cand = get_stage(self.cfg.model_store, self.cfg.model_name, "candidate")
-        return {"control": str(prod.tag), "treatment": str((cand or prod).tag)}
+        return {"control": prod.identity, "treatment": (cand or prod).identity}
 
     def refresh(self) -> bool:
         """Load what the registry says each arm should serve; True when something changed."""
@@ -146,29 +151,30 @@ class Engine:
             except Exception as exc:
                 self.status.layout_error = f"{type(exc).__name__}: {exc}"
                 log.warning("feature layout not loaded: %s", self.status.layout_error)
-        wanted = self._wanted_tags()
+        wanted = self._wanted()
         if not wanted:
             self.status.model_error = f"no production {self.cfg.model_name} model in {self.cfg.model_store}"
             return False
         if self._titles is None:
             self._titles = load_titles(self.cfg.items_table)
-        current = {v: m.tag for v, m in self.status.models.items()}
-        if current == wanted:
+        if self._serving == wanted:
             return False
         loaded = {}
-        for variant, tag in wanted.items():
-            if tag not in self._cache:
-                self._cache[tag] = load_version(self.cfg.model_store, self.cfg.model_name, tag, self._titles)
-                log.info("loaded model %s", tag)
-            loaded[variant] = self._cache[tag]
+        for variant, identity in wanted.items():
+            if identity not in self._cache:
+                tag = identity.split("@", 1)[0]
+                self._cache[identity] = load_version(self.cfg.model_store, self.cfg.model_name, tag, self._titles)
+                log.info("loaded model %s", identity)
+            loaded[variant] = self._cache[identity]
         old = self.status.models
         self.status.models = loaded  # the swap: one reference assignment
+        self._serving = wanted
         self.status.model_error = None
         for variant, mv in old.items():
             self.m.model_info.labels(variant, mv.tag).set(0)
         for variant, mv in loaded.items():
             self.m.model_info.labels(variant, mv.tag).set(1)
-        self._cache = {t: v for t, v in self._cache.items() if t in wanted.values()}
+        self._cache = {i: v for i, v in self._cache.items() if i in wanted.values()}
         return True
 
     def _watch(self) -> None:

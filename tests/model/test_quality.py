@@ -60,7 +60,7 @@ def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_
     # stages: a second bundle registered as candidate, then promoted; the first is archived
     tag2 = register(ctx.run_dir / "bundle", store_path=ctx.model_store, name=ctx.model_name, version="second",
                     metadata={"valid_ndcg@10": 0.0})
-    assert get_stage(ctx.model_store, ctx.model_name, "candidate").tag.version == "second"
+    assert get_stage(ctx.model_store, ctx.model_name, "candidate").version == "second"
     promote(ctx.model_store, tag2)
-    assert get_stage(ctx.model_store, ctx.model_name, "production").tag.version == "second"
-    assert get_stage(ctx.model_store, ctx.model_name, "archived").tag.version == "quality"
+    assert get_stage(ctx.model_store, ctx.model_name, "production").version == "second"
+    assert get_stage(ctx.model_store, ctx.model_name, "archived").version == "quality"

@@ -1,0 +1,5 @@
+import sys
+
+from minirec.pipeline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""Step 4: the two-tower and tuned baselines on validation and test, with a paired bootstrap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from minirec.pipeline.context import (
+    MODEL_KEY,
+    RunContext,
+    catalogue,
+    eval_sets,
+    frames,
+    load_run_tables,
+    split_of,
+    tower_scores,
+    write_json,
+)
+from minirec.pipeline.reports import plot_results, results_markdown
+
+
+def _baselines(split_hist: pd.DataFrame, cat, cut: pd.Timestamp, params: dict[str, Any]) -> dict[str, Any]:
+    from minirec.train import baselines as B
+
+    return {
+        "most_popular": B.fit_most_popular(split_hist, cat),
+        "recent_popular": B.fit_recent_popular(split_hist, cat, cut, days=params["recent_days"]),
+        "item_knn": B.fit_item_knn(split_hist, cat, neighbours=params["knn_neighbours"]),
+        "als_mf": B.fit_als_mf(split_hist, cat, alpha=params["als_alpha"]),
+    }
+
+
+def _tune_baselines(split, cat, valid_ev) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Baseline hyperparameters chosen on validation NDCG@10 (never on test).
+
+    Returns (params, the fitted validation scorers of the chosen settings)."""
+    from minirec.train import baselines as B
+    from minirec.train.evaluate import evaluate_scores
+
+    def best(grid, fit):
+        fitted = {g: fit(g) for g in grid}
+        scores = {g: evaluate_scores(f(valid_ev.user_ids), valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
+                  for g, f in fitted.items()}
+        g = max(grid, key=lambda x: scores[x])
+        return g, fitted[g]
+
+    days, recent = best((7, 14, 30), lambda d: B.fit_recent_popular(split.train, cat, split.cut_valid, d))
+    neigh, knn = best((50, 200, cat.n_items), lambda k: B.fit_item_knn(split.train, cat, k))
+    alpha, als = best((1.0, 10.0), lambda a: B.fit_als_mf(split.train, cat, alpha=a))
+    params = {"recent_days": days, "knn_neighbours": int(neigh), "als_alpha": alpha}
+    fitted = {"most_popular": B.fit_most_popular(split.train, cat), "recent_popular": recent,
+              "item_knn": knn, "als_mf": als}
+    return params, fitted
+
+
+def evaluate(ctx: RunContext) -> dict[str, Any]:
+    """Two-tower and baselines on validation and test; JSON, markdown table, plot, bootstrap CI."""
+    from minirec.train.evaluate import evaluate_scores
+    from minirec.train.metrics import paired_bootstrap
+    from minirec.train.registry import load_dir
+
+    tables = load_run_tables(ctx)
+    split, cat = split_of(ctx, tables), catalogue(tables)
+    valid_ev, test_ev = eval_sets(split, cat)
+    users_valid, items_valid, users_test, items_test = frames(
+        ctx, "users_valid", "items_valid", "users_test", "items_test")
+    model, _ = load_dir(ctx.run_dir / "model")
+    params, valid_scorers = _tune_baselines(split, cat, valid_ev)
+    results: dict[str, dict[str, dict[str, float]]] = {"valid": {}, "test": {}}
+    per_user: dict[str, np.ndarray] = {}
+    setups = {
+        "valid": (valid_ev, split.train, split.cut_valid, users_valid, items_valid),
+        "test": (test_ev, pd.concat([split.train, split.valid]), split.cut_test, users_test, items_test),
+    }
+    for part, (ev, hist, cut, users, items) in setups.items():
+        scorers = valid_scorers if part == "valid" else _baselines(hist, cat, cut, params)
+        scorers = {MODEL_KEY: lambda u, users=users, items=items:
+                   tower_scores(model, users, items, u, cat.item_ids), **scorers}
+        for name, scorer in scorers.items():
+            summary, pu, _ = evaluate_scores(scorer(ev.user_ids), ev, cat.n_items)
+            results[part][name] = summary
+            if part == "test":
+                per_user[name] = pu["ndcg@10"]
+    test = results["test"]
+    best_test = max((k for k in test if k != MODEL_KEY), key=lambda k: test[k]["ndcg@10"])
+    best_valid = max((k for k in results["valid"] if k != MODEL_KEY), key=lambda k: results["valid"][k]["ndcg@10"])
+    comparison = {
+        "metric": "ndcg@10", "split": "test",
+        "best_baseline_test": best_test,
+        "bootstrap_vs_best_test": paired_bootstrap(per_user[MODEL_KEY], per_user[best_test]),
+        "best_baseline_valid": best_valid,
+        "bootstrap_vs_best_valid": paired_bootstrap(per_user[MODEL_KEY], per_user[best_valid]),
+        "baseline_params": params, "test_users": int(len(test_ev.user_ids)),
+        "valid_users": int(len(valid_ev.user_ids)), "window": split.window(),
+    }
+    write_json(ctx.run_dir / "metrics.json", test)
+    write_json(ctx.run_dir / "metrics_valid.json", results["valid"])
+    write_json(ctx.run_dir / "comparison.json", comparison)
+    pd.DataFrame(per_user, index=test_ev.user_ids).rename_axis("user_id").to_parquet(
+        ctx.run_dir / "per_user_ndcg10_test.parquet")
+    (ctx.run_dir / "results.md").write_text(results_markdown(results, comparison))
+    plot_results(test, ctx.run_dir / "results.png")
+    return {"test": test, "valid": results["valid"], "comparison": comparison}

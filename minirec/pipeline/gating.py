@@ -1,0 +1,67 @@
+"""Step 5: the quality gate, comparing like with like.
+
+The candidate's validation NDCG@10 (from evaluate) must beat the best tuned
+baseline and must not fall below production's by more than the tolerance.
+Production is not taken at its word: its registered model is re-scored here,
+on this run's validation users, targets and feature frames, with the same
+scoring function the candidate was measured with. A metric stored by an
+older run came from another window and cannot be compared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minirec.pipeline.context import (
+    MODEL_KEY,
+    RunContext,
+    catalogue,
+    eval_sets,
+    frames,
+    load_run_tables,
+    read_json,
+    split_of,
+    tower_scores,
+    write_json,
+)
+
+
+def rescore(ctx: RunContext, model_dir) -> float:
+    """Validation NDCG@10 of the model in `model_dir` on this run's validation set."""
+    from minirec.train.evaluate import evaluate_scores
+    from minirec.train.registry import load_dir
+
+    model, _ = load_dir(model_dir)
+    tables = load_run_tables(ctx)
+    split, cat = split_of(ctx, tables), catalogue(tables)
+    valid_ev, _ = eval_sets(split, cat)
+    users_valid, items_valid = frames(ctx, "users_valid", "items_valid")
+    scores = tower_scores(model, users_valid, items_valid, valid_ev.user_ids, cat.item_ids)  # (U_v, M)
+    return float(evaluate_scores(scores, valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"])
+
+
+def gate(ctx: RunContext) -> dict[str, Any]:
+    """Fail (GateError) unless the candidate beats the best baseline and is not worse than production.
+
+    gate.json records the production tag the decision saw; the promote step
+    refuses when production changed in between."""
+    from minirec.train.gate import GateError, decide
+    from minirec.train.registry import get_stage
+
+    valid = read_json(ctx.run_dir / "metrics_valid.json")
+    prod = get_stage(ctx.model_store, ctx.model_name, "production")
+    prod_value = None
+    if prod is not None:
+        try:
+            prod_value = rescore(ctx, prod.path)
+        except Exception as exc:  # another feature schema, a damaged entry: no like-for-like comparison
+            raise GateError(f"cannot re-score production {prod.tag} on this run's validation set "
+                            f"({type(exc).__name__}: {exc}); nothing was promoted; compare by hand and "
+                            "promote with `make promote TAG=...` if the candidate is wanted") from exc
+    decision = decide(valid, MODEL_KEY, prod_value, ctx.gate_tolerance)
+    out = {**decision.to_dict(), "production_tag": prod.tag if prod else None,
+           "production_stored_valid_ndcg@10": prod.metadata.get("valid_ndcg@10") if prod else None}
+    write_json(ctx.run_dir / "gate.json", out)
+    if not decision.passed:
+        raise GateError(decision.message)
+    return out

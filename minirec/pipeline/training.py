@@ -1,0 +1,75 @@
+"""Step 3: train the two-tower; early stopping and the popularity weight w chosen on validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minirec.pipeline.context import (
+    RunContext,
+    catalogue,
+    eval_sets,
+    frames,
+    load_run_tables,
+    split_of,
+    write_json,
+)
+
+POP_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # grid for w, chosen on validation
+
+
+def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
+    """Grid-search w on one evaluation set; returns (w, ndcg@10)."""
+    from minirec.model.two_tower import item_vectors, user_vectors
+    from minirec.train.evaluate import evaluate_scores
+
+    rows = users.set_index("user_id").loc[ev.user_ids].reset_index()
+    q = user_vectors(model, rows, ev.user_ids)
+    iv = item_vectors(model, items, cat.item_ids)
+    best = (0.0, -1.0)
+    for w in POP_WEIGHTS:
+        q[:, -1] = w
+        ndcg = evaluate_scores(q @ iv.T, ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
+        if ndcg > best[1]:
+            best = (w, ndcg)
+    return best
+
+
+def train(ctx: RunContext) -> dict[str, Any]:
+    """Train the two-tower on the train period; early stopping and w on validation."""
+    import torch
+
+    from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
+    from minirec.train.trainer import plot_history, train_two_tower
+
+    tables = load_run_tables(ctx)
+    split, cat = split_of(ctx, tables), catalogue(tables)
+    labels, users_valid, items_valid = frames(ctx, "train_labels", "users_valid", "items_valid")
+    valid_ev, _ = eval_sets(split, cat)
+    cfg = TwoTowerConfig(user_ids=sorted(int(u) for u in labels["user_id"].unique()),
+                         item_ids=[int(i) for i in cat.item_ids],
+                         occupations=sorted(str(o) for o in tables["users"]["occupation"].unique()))
+    torch.manual_seed(ctx.train.seed)
+    model = TwoTower(cfg)
+    users_x = encode_users(labels, cfg, labels["user_id"].values)
+    targets = torch.as_tensor(cat.item_index(labels["item_id"].values), dtype=torch.long)
+    items_x = encode_items(items_valid, cfg, cat.item_ids)
+    freq = np.bincount(targets.numpy(), minlength=cat.n_items).astype(np.float64)
+
+    def validate(m: TwoTower) -> float:
+        return _best_pop_weight(m, users_valid, items_valid, valid_ev, cat)[1]
+
+    result = train_two_tower(model, users_x, targets, items_x, freq, validate, ctx.train)
+    w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
+    model.cfg.pop_weight = w
+    out_dir = ctx.run_dir / "model"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / "model.pt")
+    write_json(out_dir / "config.json", cfg.to_dict())
+    plot_history(result.history, ctx.run_dir / "training_curve.png")
+    out = {"seconds": round(result.seconds, 1), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+           "valid_ndcg@10": ndcg, "pop_weight": w, "history": result.history, "train_config": result.config,
+           "labels": int(len(labels))}
+    write_json(ctx.run_dir / "train.json", out)
+    return out

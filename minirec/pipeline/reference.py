@@ -21,7 +21,7 @@ from minirec.pipeline.context import (
 from minirec.pipeline.index import RELEASE_FRAMES
 from minirec.pipeline.steps import STEPS
 
-LATEST_FILES = ("metrics.json", "metrics_valid.json", "comparison.json", "results.md", "results.png",
+LATEST_FILES = ("metrics.json", "metrics_valid.json", "comparison.json", "results.md", "results.png", "training_set.json",
                 "training_curve.png", "ann.json", "train.json", "gate.json", "register.json", "promote.json",
                 "manifest.json")
 

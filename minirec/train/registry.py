@@ -180,7 +180,7 @@ def register(files_dir: Path, *, store_path: Path, name: str, version: str, meta
                 return tag
             raise RegistryError(f"{tag} is already registered with different files; versions are immutable: "
                                 "register under a new run id (the default for every run)")
-        with _create(store_path, tag, {"run_id": version}, {**metadata, "content_sha256": digest}) as m:
+        with _create(store_path, tag, {"run_id": version}, _clean({**metadata, "content_sha256": digest})) as m:
             for f in BUNDLE_FILES:
                 shutil.copy2(files_dir / f, Path(m.path) / f)
         for old in existing.values():
@@ -188,6 +188,15 @@ def register(files_dir: Path, *, store_path: Path, name: str, version: str, meta
                 _append(store_path, name, old.tag, "archived", by, f"superseded by candidate {tag}")
         _append(store_path, name, tag, "candidate", by, reason)
     return tag
+
+
+def _clean(obj: Any) -> Any:
+    """Metadata without None values (BentoML's model.yaml accepts only basic non-null types)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj if v is not None]
+    return obj
 
 
 def promote(store_path: Path, tag: str, *, by: str | None = None, reason: str = "manual promotion",

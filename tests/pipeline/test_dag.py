@@ -1,4 +1,4 @@
-"""The Airflow DAG parses, wires the nine steps in order, and `airflow dags test` succeeds."""
+"""The Airflow DAG parses, wires the step table in order, and `airflow dags test` succeeds."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def test_airflow_dags_test_runs_the_pipeline(tmp_path, redis_server, movielens):
     assert proc.returncode == 0, out[-4000:]
     run_dir = tmp_path / "artifacts" / "runs" / "dagtest"
     for name in ("validate.json", "training_set.json", "train.json", "metrics.json", "gate.json", "ann.json",
-                 "register.json", "materialize.json", "reference/features.parquet"):
+                 "register.json", "materialize.json", "backfill_seen.json", "promote.json",
+                 "reference/features.parquet"):
         assert (run_dir / name).exists(), name
-    assert json.loads((run_dir / "register.json").read_text())["stage"] == "production"
+    assert json.loads((run_dir / "promote.json").read_text())["promoted"] is True
     assert (tmp_path / "artifacts" / "latest" / "metrics.json").exists()

@@ -49,9 +49,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--max-attract", type=float, default=0.9, help="attractiveness of a 5-star next item "
                    "(default %(default)s)")
     g.add_argument("--ratings", action="store_true", help="also emit a rating event after clicking a next item")
-    g.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=False,
-                   help="ask the recommender to drop seen items (default off: `make train`'s seen-set backfill "
-                        "covers the whole lake, held-out period included, so it would hide every next item)")
+    g.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True,
+                   help="ask the recommender to drop items the user has seen (default on: `make train` writes "
+                        "seen-sets only up to the held-out period's start, and the stream adds each click)")
     g = p.add_argument_group("where")
     g.add_argument("--recommender-url", default=s.recommender_url, help="default %(default)s")
     g.add_argument("--kafka-bootstrap", default=s.kafka_bootstrap, help="default %(default)s")

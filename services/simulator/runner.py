@@ -33,7 +33,7 @@ from services.simulator.scenarios import Scenario
 class RunConfig:
     k: int = 10
     seed: int = 0
-    exclude_seen: bool = False
+    exclude_seen: bool = True  # the release's seen-sets stop at the held-out period's start
     ratings: bool = False  # also emit a `rating` event (the held-out rating) after a click on a next item
     concurrency: int = 8
     duration_s: float | None = None  # wall-clock bound; sessions not started by then are skipped

@@ -33,7 +33,7 @@ def build_plan(data_dir: Path, *, users: int | None = None, max_sessions: int | 
 def simulate(*, data_dir: Path, recommender_url: str, kafka_bootstrap: str, topic: str, users: int | None = None,
              max_sessions: int | None = None, duration_s: float | None = None, speedup: float = 3600.0,
              session_gap_s: float = replay.SESSION_GAP_S, k: int = 10, seed: int = 0, scenario: str = "none",
-             noise: float = 0.02, max_attract: float = 0.9, ratings: bool = False, exclude_seen: bool = False,
+             noise: float = 0.02, max_attract: float = 0.9, ratings: bool = False, exclude_seen: bool = True,
              dry_run: bool = False, concurrency: int = 8, timeout_s: float = 5.0, progress: bool = True,
              sink=None) -> Summary:
     """Replay the held-out period against `recommender_url`; events to `topic` (or `sink`, or nowhere)."""

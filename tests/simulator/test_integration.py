@@ -18,7 +18,8 @@ pytestmark = pytest.mark.infra
 
 def run(world, recommender, bootstrap: str, topic: str, **kw):
     args = dict(data_dir=world.data_dir, recommender_url=recommender.url, kafka_bootstrap=bootstrap, topic=topic,
-                seed=7, max_sessions=200, speedup=1e9, noise=0.05, ratings=True, concurrency=8, progress=False)
+                seed=7, max_sessions=200, speedup=1e9, noise=0.05, ratings=True, concurrency=8, progress=False,
+                exclude_seen=False)  # the serving world backfills seen-sets from its whole lake, held-out period too
     return simulate(**{**args, **kw})
 
 

@@ -44,9 +44,18 @@ def stream_server(s: Settings) -> Server:
                   hint="it needs `make up` and a Feast registry from `make train`; read the log")
 
 
+def recommender_server(s: Settings) -> Server:
+    """The BentoML recommender (`make serve` in the background); healthy once /readyz says it can answer."""
+    url = f"{s.recommender_url}/readyz"
+    return Server(name="recommender", argv=[sys.executable, "-m", "services.recommender"],
+                  host=s.recommender_host, ports=[s.recommender_port], state_dir=s.run_path / "recommender",
+                  health=lambda: _metrics_answer(url), cwd=REPO_ROOT, start_timeout_s=180,
+                  hint="it needs a production model (`make train`) and `make up`; read the log")
+
+
 def apps(s: Settings) -> list[Server]:
     """The project's own long-running processes that `make stack` starts after the infrastructure."""
-    return [stream_server(s)]
+    return [stream_server(s), recommender_server(s)]
 
 
 def up_apps(s: Settings, echo=print) -> None:

@@ -1,4 +1,4 @@
-"""The stream processor as a native app of the stack (`make stack`)."""
+"""The project's own services as native apps of the stack (`make stack`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from minirec.infra.process import InfraError
 from minirec.settings import Settings
 
 
-def test_stream_app_uses_the_settings(tmp_path):
-    s = Settings(run_dir=tmp_path / "run", stream_metrics_port=3999)
-    (app,) = stack.apps(s)
-    assert app.name == "stream" and app.ports == [3999]
-    assert app.argv[-2:] == ["-m", "services.stream"]
-    assert app.state_dir == tmp_path / "run" / "stream"
+def test_apps_use_the_settings(tmp_path):
+    s = Settings(run_dir=tmp_path / "run", stream_metrics_port=3999, recommender_port=3998)
+    apps = {a.name: a for a in stack.apps(s)}
+    assert apps["stream"].ports == [3999] and apps["stream"].argv[-2:] == ["-m", "services.stream"]
+    assert apps["stream"].state_dir == tmp_path / "run" / "stream"
+    assert apps["recommender"].ports == [3998] and apps["recommender"].argv[-2:] == ["-m", "services.recommender"]
 
 
 def test_up_apps_without_a_feast_registry_names_the_fix(tmp_path):

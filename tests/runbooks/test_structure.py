@@ -247,3 +247,35 @@ def test_rule_production_considerations_fires():
     assert production_problems(short, required=False) == ["Production Considerations has 30 words (want 120-250)"]
     ok = "## Production Considerations\n\n" + "word " * 150 + "\n## Common Mistakes\n"
     assert production_problems(ok, required=True) == []
+
+
+# Diagrams: every topic of the systems and applied parts has a mermaid diagram (data flow, architecture or
+# decision path), and every mermaid block anywhere opens with a diagram type GitHub renders. The full
+# grammar is mermaid's own; this catches an empty or mistyped block.
+DIAGRAM_PARTS = ("04_ML_Systems", "05_Specialized_Domains", "06_GenAI_Applied")
+DIAGRAM_TYPES = ("flowchart", "graph", "sequenceDiagram", "stateDiagram-v2", "classDiagram", "gantt")
+
+
+def diagram_problems(text: str, required: bool) -> list[str]:
+    blocks = [body for _line, info, body in parse_blocks_(text) if info.split()[:1] == ["mermaid"]]
+    problems = [] if blocks or not required else ["no mermaid diagram"]
+    for body in blocks:
+        lines = [x.strip() for x in body.splitlines() if x.strip() and not x.strip().startswith("%%")]
+        if len(lines) < 3 or not lines[0].startswith(DIAGRAM_TYPES):
+            problems.append(f"mermaid block starting {lines[:1]} is not a diagram (type, then 2+ lines)")
+    return problems
+
+
+@pytest.mark.parametrize("path", topic_files(), ids=lambda p: str(p.relative_to(RUNBOOKS)))
+def test_diagrams(path: Path):
+    problems = diagram_problems(path.read_text(encoding="utf-8"), path.parent.name in DIAGRAM_PARTS)
+    assert not problems, f"{path.name}: {problems}"
+
+
+def test_rule_diagram_fires():
+    assert diagram_problems("# T\n\ntext\n", required=True) == ["no mermaid diagram"]
+    assert diagram_problems("# T\n\ntext\n", required=False) == []
+    bad = "```mermaid\nflowhcart LR\n  A --> B\n  B --> C\n```\n"
+    assert diagram_problems(bad, required=True)
+    good = "```mermaid\nflowchart LR\n  A --> B\n  B --> C\n```\n"
+    assert diagram_problems(good, required=True) == []

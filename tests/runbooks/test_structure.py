@@ -29,8 +29,15 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE_OPEN = re.compile(r"^```python\b(.*)$")
 
 
+NOT_TOPICS = ("README.md", "drills.md")  # a section's index and its interview drills
+
+
 def topic_files() -> list[Path]:
-    return sorted(p for p in RUNBOOKS.rglob("*.md") if p.name != "README.md")
+    return sorted(p for p in RUNBOOKS.rglob("*.md") if p.name not in NOT_TOPICS)
+
+
+def section_dirs() -> list[Path]:
+    return sorted(p for p in RUNBOOKS.iterdir() if p.is_dir() and p.name[:2].isdigit())
 
 
 def all_markdown() -> list[Path]:
@@ -160,7 +167,8 @@ def test_questions_have_answers_of_substance(path: Path):
     assert not thin, f"{path.name}: answers under {MIN_ANSWER_WORDS} words: {thin}"
 
 
-@pytest.mark.parametrize("path", topic_files(), ids=lambda p: str(p.relative_to(RUNBOOKS)))
+@pytest.mark.parametrize("path", topic_files() + sorted(RUNBOOKS.rglob("drills.md")),
+                         ids=lambda p: str(p.relative_to(RUNBOOKS)))
 def test_asserts_check_computed_values(path: Path):
     bad = [line + n - 1 for line, code in python_blocks(path.read_text(encoding="utf-8"))
            for n in literal_asserts(code)]
@@ -279,3 +287,57 @@ def test_rule_diagram_fires():
     assert diagram_problems(bad, required=True)
     good = "```mermaid\nflowchart LR\n  A --> B\n  B --> C\n```\n"
     assert diagram_problems(good, required=True) == []
+
+
+# Interview drills: every section has drills.md with at least one drill ("## Drill: ..."), each with a
+# chained scenario, what a senior answer must contain, the common wrong answer (each of substance) and
+# worked numbers in a python block that asserts on what it computes (the collector runs it).
+DRILL_PARTS = ("Scenario", "What a senior answer must contain", "The common wrong answer", "Worked numbers")
+MIN_DRILL_WORDS = 60
+
+
+def h3_body(text: str, title: str) -> str | None:
+    m = re.search(rf"^### {re.escape(title)}\s*$(.*?)(?=^### |^## |\Z)", text, re.M | re.S)
+    return m.group(1) if m else None
+
+
+def drill_problems(text: str) -> list[str]:
+    drills = re.split(r"^## Drill\b.*$", text, flags=re.M)[1:]
+    if not drills:
+        return ["no '## Drill: ...' section"]
+    problems = []
+    for n, drill in enumerate(drills, start=1):
+        for part in DRILL_PARTS:
+            body = h3_body(drill, part)
+            if body is None:
+                problems.append(f"drill {n}: no '### {part}'")
+                continue
+            prose = re.sub(r"^```.*?^```", "", body, flags=re.M | re.S)
+            if part != "Worked numbers" and len(re.findall(r"\S+", prose)) < MIN_DRILL_WORDS:
+                problems.append(f"drill {n}: '{part}' has under {MIN_DRILL_WORDS} words")
+        blocks = python_blocks(h3_body(drill, "Worked numbers") or "")
+        if not any("assert" in code for _line, code in blocks):
+            problems.append(f"drill {n}: 'Worked numbers' has no python block that asserts")
+    return problems
+
+
+@pytest.mark.parametrize("section", section_dirs(), ids=lambda p: p.name)
+def test_every_section_has_a_drill(section: Path):
+    drills = section / "drills.md"
+    assert drills.exists(), f"{section.name}: no drills.md"
+    problems = drill_problems(drills.read_text(encoding="utf-8"))
+    assert not problems, f"{section.name}/drills.md: {problems}"
+    readme = (section / "README.md").read_text(encoding="utf-8")
+    assert "(drills.md)" in readme, f"{section.name}/README.md does not link its drills.md"
+
+
+def test_rule_drill_fires():
+    assert drill_problems("# Drills\n\ntext\n") == ["no '## Drill: ...' section"]
+    words = " ".join(["word"] * 70)
+    parts = "".join(f"### {p}\n\n{words}\n\n" for p in DRILL_PARTS[:3])
+    good = f"## Drill: one\n\n{parts}### Worked numbers\n\n```python\nx = 2\nassert x == 2\n```\n"
+    assert drill_problems(good) == []
+    no_code = f"## Drill: one\n\n{parts}### Worked numbers\n\ntext only\n"
+    assert drill_problems(no_code) == ["drill 1: 'Worked numbers' has no python block that asserts"]
+    thin = good.replace(words, "too short", 1)
+    assert drill_problems(thin) == ["drill 1: 'Scenario' has under 60 words"]

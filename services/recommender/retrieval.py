@@ -57,21 +57,32 @@ class ModelVersion:
         query gets a 0 appended); an index over the raw vectors (inner product) is searched as is.
         The score returned is the model's inner product, recomputed for the K' rows."""
         k_prime = max(1, min(int(k_prime), self.n_items))
-        hnsw = getattr(self.index, "hnsw", None)
-        if hnsw is not None and hnsw.efSearch < k_prime:
-            hnsw.efSearch = k_prime  # HNSW returns at most efSearch results
+        params = self._search_params(k_prime)
         q = np.ascontiguousarray(q, dtype=np.float32)
         if self.index.d == q.shape[1] + 1:
             from minirec.train.ann import search
 
-            rows, _ = search(self.index, q, k_prime)
+            rows, _ = search(self.index, q, k_prime, params=params)
         else:
-            _, rows = self.index.search(q, k_prime)
+            _, rows = self.index.search(q, k_prime, params=params)
         safe = np.clip(rows, 0, None)
         scores = np.einsum("bd,bkd->bk", q, self.item_vectors[safe])  # (B, K')
         ids = np.where(rows >= 0, self.item_ids[safe], -1)
         order = np.argsort(-scores, axis=1, kind="stable")  # HNSW order is approximate
         return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search_params(self, k_prime: int) -> Any:
+        """Per-call HNSW depth: efSearch >= K' for this search only (None for a non-HNSW index).
+
+        The index is shared by every request of the worker; raising `index.hnsw.efSearch` for one
+        heavy user's deep search would slow every later search, so the depth travels with the call
+        (faiss.SearchParametersHNSW) and the index keeps the efSearch it was built with."""
+        hnsw = getattr(self.index, "hnsw", None)
+        if hnsw is None:
+            return None
+        import faiss
+
+        return faiss.SearchParametersHNSW(efSearch=max(int(hnsw.efSearch), k_prime))
 
     def similar(self, item_id: int, k: int) -> list[tuple[int, float]] | None:
         """Cosine neighbours of an item (itself excluded); None for an unknown item."""

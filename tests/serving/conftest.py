@@ -48,6 +48,34 @@ def service_env(world, *, kafka_bootstrap: str, topic: str, redis_port: int | No
     return env
 
 
+def engine_config(world, **over):
+    """An in-process EngineConfig over the world (no Kafka: impressions off unless asked)."""
+    from services.recommender.engine import EngineConfig
+
+    cfg = EngineConfig(model_store=world.model_store, model_name="two_tower", feature_repo=world.feature_repo,
+                       feature_service="two_tower_v1", project=world.project, redis_host=world.redis_host,
+                       redis_port=world.redis_port, redis_timeout_s=0.5,
+                       items_table=world.data_dir / "items.parquet", kafka_bootstrap="127.0.0.1:1",
+                       topic_impressions="unused", impression_buffer=100, overfetch=50, reload_interval_s=1.0,
+                       impressions=False)
+    for k, v in over.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+@pytest.fixture
+def engine(world):
+    """A fresh in-process Engine per test (its own loaded model: a test may change it freely)."""
+    from services.recommender.engine import Engine
+
+    eng = Engine(engine_config(world), start=False)
+    eng.refresh()
+    assert eng.features is not None, eng.status.layout_error
+    yield eng
+    eng.close()
+    eng.redis.close()
+
+
 def ready(url: str) -> bool:
     return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
 

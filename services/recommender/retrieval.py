@@ -108,6 +108,47 @@ def _number(v: Any) -> float:
     return 0.0 if math.isnan(f) else f
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def row_problem(row: dict[str, Any]) -> str | None:
+    """Why this online row cannot be encoded, or None. Checked per user before the batch forward:
+    one out-of-range embedding index (age_bucket >= N_AGE, say) would fail the whole batch, and a
+    negative count or an infinite share would turn that user's scores into NaN."""
+    from minirec.model.two_tower import COUNT_FEATURES, N_AGE
+
+    a = row.get("age_bucket")
+    if not _missing(a) and (not _is_number(a) or a != int(a) or not 0 <= a < N_AGE):
+        return f"age_bucket={a!r}: not a bucket 0..{N_AGE - 1}"
+    for name in COUNT_FEATURES:
+        v = row.get(name)
+        if not _missing(v) and (not _is_number(v) or not math.isfinite(v) or v < 0):
+            return f"{name}={v!r}: not a count"
+    v = row.get("u_mean_rating_30d")
+    if not _missing(v) and (not _is_number(v) or not math.isfinite(v)):
+        return f"u_mean_rating_30d={v!r}: not a number"
+    share = row.get("u_genre_share_90d")
+    if not _missing(share) and (not isinstance(share, (list, tuple))
+                                or not all(_is_number(x) and math.isfinite(x) for x in share)):
+        return "u_genre_share_90d: not a list of finite numbers"
+    items = row.get("last_items")
+    if not _missing(items) and (not isinstance(items, (list, tuple)) or not all(_is_int(i) for i in items)):
+        return "last_items: not a list of item ids"
+    for name in ("gender", "occupation"):
+        if row.get(name) is not None and not isinstance(row.get(name), str):
+            return f"{name}={row.get(name)!r}: not a string"
+    return None
+
+
 class FastUserEncoder:
     """minirec.model.two_tower.encode_users without pandas: same tensors, ~20x less time per request.
 

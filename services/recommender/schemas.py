@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from minirec.events import MAX_ID, Variant
 
 MAX_K = 100
-FallbackReason = Literal["cold_start", "online_store_unavailable"]
+FallbackReason = Literal["cold_start", "bad_features", "online_store_unavailable"]
 SAMPLES_PATH = Path(__file__).with_name("sample_payloads.json")
 
 
@@ -61,7 +61,12 @@ class RecommendResponse(BaseModel):
     model_version: str
     variant: Variant
     request_id: str
-    fallback: FallbackReason | None = None
+    fallback: FallbackReason | None = Field(
+        None, description="why the popularity list was served instead of the model's: cold_start (no online "
+                          "row), bad_features (this user's online row is malformed), online_store_unavailable")
+    exclude_seen_honoured: bool = Field(
+        True, description="false when exclude_seen was asked but the user's seen items could not be read "
+                          "(online store unavailable): seen items may then be among the results")
     timings_ms: dict[str, float] | None = None
 
 

@@ -29,7 +29,9 @@ def test_recommend_contract(recommender, world):
     r = recommender.post("/recommend", {"user_id": uid, "k": 7, "timings": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"items", "model_version", "variant", "request_id", "fallback", "timings_ms"}
+    assert set(body) == {"items", "model_version", "variant", "request_id", "fallback", "exclude_seen_honoured",
+                         "timings_ms"}
+    assert body["exclude_seen_honoured"] is True
     assert len(_check_items(body["items"], 7)) == 7
     assert body["model_version"] == world.tags[0] and body["variant"] == "control" and body["fallback"] is None
     assert set(body["timings_ms"]) >= {"features", "encode", "retrieve", "filter", "total"}

@@ -42,6 +42,7 @@ class EngineConfig:
     overfetch: int
     reload_interval_s: float
     impressions: bool = True
+    shutdown_drain_s: float = 5.0  # close(): time to deliver buffered impressions before counting them lost
 
     @classmethod
     def from_settings(cls) -> EngineConfig:
@@ -53,7 +54,8 @@ class EngineConfig:
                    redis_port=s.redis_port, redis_timeout_s=s.recommender_redis_timeout_ms / 1000,
                    items_table=s.path(s.recommender_items_table), kafka_bootstrap=s.kafka_bootstrap,
                    topic_impressions=s.topic_impressions, impression_buffer=s.recommender_impression_buffer,
-                   overfetch=s.recommender_overfetch, reload_interval_s=s.recommender_reload_interval_s)
+                   overfetch=s.recommender_overfetch, reload_interval_s=s.recommender_reload_interval_s,
+                   shutdown_drain_s=s.recommender_shutdown_drain_s)
 
 
 @dataclass
@@ -85,7 +87,8 @@ class Engine(RequestPipeline):
             self.impressions = ImpressionLog(
                 self.cfg.kafka_bootstrap, self.cfg.topic_impressions, self.cfg.impression_buffer,
                 on_sent=lambda n: self.m.sent.inc(n),
-                on_dropped=lambda reason, n: self.m.dropped.labels(reason).inc(n))
+                on_dropped=lambda reason, n: self.m.dropped.labels(reason).inc(n),
+                on_depth=lambda n: self.m.queue_depth.set(n))
         self._cache: dict[str, ModelVersion] = {}  # tag -> loaded version (control and treatment may share)
         self._titles: dict[int, str] | None = None
         self._stop = threading.Event()
@@ -156,22 +159,33 @@ class Engine(RequestPipeline):
             self._stop.wait(self.cfg.reload_interval_s)
 
     def close(self) -> None:
+        """Stop the watcher; drain the impression buffer within cfg.shutdown_drain_s (rest counted)."""
         self._stop.set()
         if self.impressions is not None:
-            self.impressions.close()
+            self.impressions.close(timeout_s=self.cfg.shutdown_drain_s)
 
     # ------------------------------------------------------------ readiness
+    def _model_ok(self) -> bool:
+        mv = self.status.models.get("control")
+        return mv is not None and mv.index.ntotal > 0
+
     def readiness(self) -> dict[str, Any]:
+        """The /readyz payload. Ready means "can answer": a model is loaded. An unreachable online
+        store is a degraded state (every answer is then the popularity fallback), reported here and
+        in the `recommender_online_store_up` gauge; it must not take every replica out of the load
+        balancer, or the fallback would never be served."""
         redis_ok = False
         try:
             redis_ok = bool(self.redis.ping())
-        except Exception:
+        except Exception:  # any failure of the probe means "not answering"
             pass
+        self.m.online_store_up.set(1 if redis_ok else 0)
+        degraded = [name for name, bad in (("online_store_unavailable", not redis_ok),
+                                           ("feature_layout_not_loaded", self.features is None)) if bad]
         models = {v: m.tag for v, m in self.status.models.items()}
-        return {"model": "control" in models and self.status.models["control"].index.ntotal > 0,
+        return {"ready": self._model_ok(), "degraded": degraded, "model": self._model_ok(),
                 "online_store": redis_ok, "features": self.features is not None, "models": models,
                 "model_error": self.status.model_error, "layout_error": self.status.layout_error}
 
     def ready(self) -> bool:
-        r = self.readiness()
-        return bool(r["model"] and r["online_store"] and r["features"])
+        return self._model_ok()

@@ -3,19 +3,11 @@ what one request may and may not change for the others."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-import redis
 
-from minirec.features.seen import seen_key
 from minirec.model.two_tower import N_AGE
-from services.recommender.features import feast_entity_key, feast_field
 from services.recommender.schemas import RecommendRequest
-
-
-def _heaviest(world) -> int:
-    return int(world.users().sort_values("n").iloc[-1]["user_id"])
+from tests.serving.conftest import heaviest_user as _heaviest
 
 
 def test_a_heavy_users_deep_search_leaves_the_shared_index_depth_alone(engine, world):
@@ -42,42 +34,6 @@ def _value(**kw) -> bytes:
     from feast.protos.feast.types.Value_pb2 import Value
 
     return Value(**kw).SerializeToString()
-
-
-@pytest.fixture
-def planted(world, engine):
-    """plant(corrupt) -> a user id whose online row is a copy of a real user's with `corrupt` applied.
-
-    corrupt: {feature name: raw bytes} written into the Feast hash, or {"<key>": "not a hash"} to
-    replace the whole hash by a string, or {"<seen>": "not a set"} for the seen-set. Keys are
-    deleted afterwards; the world's own rows are never touched."""
-    lay = engine.features.layout
-    client = redis.Redis(host=world.redis_host, port=world.redis_port)
-    made: list[bytes] = []
-
-    def plant(corrupt: dict) -> int:
-        uid = 900_000 + len(made) * 7 + uuid.uuid4().int % 1000
-        src = feast_entity_key(lay.join_key, _heaviest(world), lay.project)
-        key = feast_entity_key(lay.join_key, uid, lay.project)
-        client.restore(key, 0, client.dump(src), replace=True)
-        made.extend([key, seen_key(lay.project, uid).encode()])
-        client.sadd(seen_key(lay.project, uid), *sorted(world.seen(_heaviest(world))))
-        for name, raw in corrupt.items():
-            if name == "<key>":
-                client.delete(key)
-                client.set(key, raw)
-            elif name == "<seen>":
-                client.delete(seen_key(lay.project, uid))
-                client.set(seen_key(lay.project, uid), raw)
-            else:
-                view = next(v for v, f in lay.features if f == name)
-                client.hset(key, feast_field(view, name), raw)
-        return uid
-
-    yield plant
-    if made:
-        client.delete(*made)
-    client.close()
 
 
 BAD_ROWS = {

@@ -101,13 +101,17 @@ class ImpressionLog:
 
     def _send(self, producer, key: bytes, value: bytes) -> None:
         with self._lock:
+            if self._final:  # close() gave up waiting for this thread; the event in hand was in no count
+                self._drop_locked("shutdown")
+                return
             self.pending += 1
         try:
             fut = producer.send(self.topic, key=key, value=value)
         except Exception as exc:  # metadata timeout, buffer exhausted: the event is lost
             with self._lock:
-                self.pending -= 1
-                self._drop_locked("send_failed")
+                if not self._final:
+                    self.pending -= 1
+                    self._drop_locked("send_failed")
             log.debug("impressions: send failed: %s", exc)
             return
         fut.add_callback(self._ok)
@@ -159,11 +163,6 @@ class ImpressionLog:
             pass
 
     # ------------------------------------------------------------ lifecycle
-    def flush(self, timeout_s: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self._q.empty() and time.monotonic() < deadline:
-            time.sleep(0.05)
-
     def close(self, timeout_s: float = 5.0) -> dict[str, int]:
         """Stop taking events, deliver what is buffered within `timeout_s`, count the rest as
         dropped (reason `shutdown`); returns the final balance (also logged)."""

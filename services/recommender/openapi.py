@@ -11,8 +11,11 @@ with three untruths a generated client would trip over (found by
   validation error carries a list in `detail` and a 404 comes as a one-element
   list; every error body of this service now has one shape, `ErrorBody`
   (`error_body` rewrites what BentoML sends), declared for every status the
-  service returns: 400, 404 (unknown item), 413 (body too large), 429
-  (overload), 500, 503 (no model yet), 504 (request timeout);
+  service returns: 400, 404 (unknown item), 413 (body too large), 415 (not
+  JSON), 429 (overload), 500, 503 (no model yet), 504 (request timeout);
+- the 200 bodies of /recommend and /similar_items are inlined with their
+  nulls dropped; they are rebuilt from the pydantic models; request bodies
+  are marked required, and /recommend_batch takes 1..MAX_BATCH_ITEMS requests;
 - `/readyz` answers JSON (`readiness()`), 200 or 503, declared as such.
 
 The router (service.py) serves `truthful(doc)` for GET /docs.json and passes
@@ -47,9 +50,9 @@ READINESS_SCHEMA = {
     },
 }
 # statuses each API path can answer besides 200 (the router, BentoML's traffic limits, the handlers)
-COMMON = (400, 413, 429, 500, 503, 504)
+COMMON = (400, 413, 415, 429, 500, 503, 504)
 ERRORS = {"/recommend": COMMON, "/recommend_batch": COMMON, "/similar_items": (*COMMON, 404),
-          "/status": (400, 429, 500, 504)}
+          "/status": (400, 415, 429, 500, 504)}
 
 
 def _nullable(node: Any) -> Any:
@@ -76,20 +79,45 @@ def _error_response(status: int) -> dict:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
 
 
-def truthful(doc: dict) -> dict:
-    """BentoML's OpenAPI document -> the one this service serves."""
+def _responses_from_models(schemas: dict) -> dict[str, dict]:
+    """200 schemas built from our pydantic models (BentoML inlines them with the nulls dropped)."""
+    from pydantic import TypeAdapter
+
+    from services.recommender.schemas import RecommendResponse, SimilarItemsResponse
+
+    ref = "#/components/schemas/{model}"
+    for model in (RecommendResponse, SimilarItemsResponse):
+        js = model.model_json_schema(ref_template=ref, mode="serialization")
+        schemas.update(_nullable(js.pop("$defs", {})))
+        schemas[model.__name__] = _nullable(js)
+    batch = TypeAdapter(list[RecommendResponse]).json_schema(ref_template=ref, mode="serialization")
+    batch.pop("$defs", None)
+    return {"/recommend": {"$ref": ref.format(model="RecommendResponse")},
+            "/similar_items": {"$ref": ref.format(model="SimilarItemsResponse")}, "/recommend_batch": batch}
+
+
+def truthful(doc: dict, max_batch: int) -> dict:
+    """BentoML's OpenAPI document -> the one this service serves (max_batch: requests per batch call)."""
     doc = _nullable(doc)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):  # replaced by ErrorBody
         schemas.pop(name, None)
     schemas["ErrorBody"] = ERROR_SCHEMA
     schemas["Readiness"] = READINESS_SCHEMA
+    ok_schemas = _responses_from_models(schemas)
     for path, statuses in ERRORS.items():
         op = doc.get("paths", {}).get(path, {}).get("post")
         if op is None:
             continue
         ok = op["responses"].get("200") or op["responses"].get(200)
+        if path in ok_schemas:
+            ok = {"description": "Successful Response", "content": {"application/json": {"schema": ok_schemas[path]}}}
         op["responses"] = {"200": ok, **{str(s): _error_response(s) for s in statuses}}
+        body = op.get("requestBody")
+        if body is not None and path != "/status":  # the body is required (an empty one is a 400)
+            body["required"] = True
+        if path == "/recommend_batch":  # the router refuses [] and more than max_batch requests
+            body["content"]["application/json"]["schema"].update(minItems=1, maxItems=max_batch)
     ready = doc.get("paths", {}).get("/readyz", {}).get("get")
     if ready is not None:
         body = {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}

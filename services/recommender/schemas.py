@@ -31,7 +31,8 @@ def samples() -> dict:
 class RecommendRequest(BaseModel):
     """Top-k films for a user."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": samples()["recommend"]})
+    # strict: JSON types as declared (0 is not a boolean, "5" not an integer), as the OpenAPI schema says
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": samples()["recommend"]})
 
     user_id: int = Field(..., ge=1, le=MAX_ID, description="MovieLens user id")
     k: int = Field(10, ge=1, le=MAX_K, description="number of items to return (1-100)")
@@ -43,7 +44,7 @@ class RecommendRequest(BaseModel):
 class SimilarItemsRequest(BaseModel):
     """Films closest to a film in the item-embedding space (cosine)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": samples()["similar_items"]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": samples()["similar_items"]})
 
     item_id: int = Field(..., ge=1, le=MAX_ID, description="MovieLens item id")
     k: int = Field(10, ge=1, le=MAX_K, description="number of items to return (1-100)")

@@ -77,6 +77,14 @@ class Assigner:
                                   f"{e.start.isoformat()}; serve the control until then")
         return e
 
+    def needs_audience(self, e: Experiment, user_id: int) -> bool:
+        """True when assign() would ask `returning` for this user (so a caller can fetch it first)."""
+        if e.audience == Audience.all or self.held_out(user_id):
+            return False
+        if e.layer is not None:
+            return e.layer_range[0] <= gbhash(layer_seed(e.layer), str(user_id), 1) < e.layer_range[1]
+        return True
+
     def held_out(self, user_id: int) -> bool:
         h = self.cfg.holdout
         return h is not None and gbhash(h.salt, str(user_id), 2) < h.share

@@ -65,7 +65,7 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 ## --- stream processor ---
 .PHONY: stack stream bench-stream
 
-stack: up ## infrastructure plus the stream processor in the background (trains first when no Feast registry exists); `make down` stops all
+stack: up ## infrastructure plus the stream processor and the assignment service in the background (trains first when no Feast registry exists); `make down` stops all
 	@[ -f "$$($(PY) -c 'from minirec.settings import get_settings as g; print(g().feature_repo_path)')/data/registry.db" ] \
 		|| $(MAKE) --no-print-directory train
 	@$(PY) -m minirec.cli up-apps

@@ -90,10 +90,12 @@ class Assigner:
         return h is not None and gbhash(h.salt, str(user_id), 2) < h.share
 
     def assign(self, name: str, user_id: int, now: datetime,
-               returning: Callable[[int], bool | None] | None = None) -> Assignment:
+               returning: Callable[[int], bool | None] | None = None, *, checked: Experiment | None = None
+               ) -> Assignment:
         """The decision for one user; `returning(user_id)` answers True / False / None (unknown)
-        and is called only when the experiment targets an audience and the user could enter."""
-        e = self.experiment(name, now)
+        and is called only when the experiment targets an audience and the user could enter.
+        `checked`: the Experiment the caller already got from experiment(name, now) (skips the check)."""
+        e = checked if checked is not None and checked.name == name else self.experiment(name, now)
         value = str(user_id)
 
         def out(reason: str) -> Assignment:

@@ -33,20 +33,33 @@ FNV_PRIME = 0x01000193
 MASK32 = 0xFFFFFFFF
 
 
-def fnv1a32(text: str) -> int:
-    h = FNV_OFFSET
-    for ch in text:
-        h = ((h ^ ord(ch)) * FNV_PRIME) & MASK32
+def fnv1a32(text: str, h: int = FNV_OFFSET) -> int:
+    """FNV-1a of `text`, continuing from state `h` (so fnv1a32(b, fnv1a32(a)) == fnv1a32(a + b))."""
+    for b in text.encode("latin-1"):  # ASCII only (see the module doc); iterating bytes skips ord()
+        h = ((h ^ b) * FNV_PRIME) & MASK32
     return h
 
 
 def gbhash(seed: str, value: str, version: int = 2) -> float:
     """The SDK's hash of `value` under `seed`, in [0, 1): 4 decimals (v2) or 3 (v1)."""
     if version == 2:
-        return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+        return (fnv1a32(str(fnv1a32(value, _seed_state(seed)))) % 10000) / 10000
     if version == 1:
-        return (fnv1a32(value + seed) % 1000) / 1000
+        return (fnv1a32(seed, fnv1a32(value)) % 1000) / 1000
     raise ValueError(f"hash version must be 1 or 2, got {version}")
+
+
+_SEED_STATES: dict[str, int] = {}
+
+
+def _seed_state(seed: str) -> int:
+    """FNV state after the seed (v2 hashes seed + value: the seed's part is the same for every user)."""
+    h = _SEED_STATES.get(seed)
+    if h is None:
+        h = fnv1a32(seed)
+        if len(_SEED_STATES) < 4096:  # experiments x a few: bounded even if callers pass arbitrary seeds
+            _SEED_STATES[seed] = h
+    return h
 
 
 def bucket_ranges(weights: Sequence[float], coverage: float = 1.0) -> list[tuple[float, float]]:

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     a = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python logs every failed reconnect at ERROR; the Exposure log warns once by itself
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     cfg = dataclasses.replace(AssignmentConfig.from_settings(), host=a.host, port=a.port, experiments=a.experiments)
     try:
         experiments = load(cfg.experiments)
@@ -53,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from services.assignment.app import create_app
+    from services.assignment.settings import UVICORN
 
     app = create_app(cfg, experiments)
     logging.getLogger("assignment").info("serving %d experiments from %s on %s:%s; exposures -> %s at %s",
                                          len(experiments.experiments), cfg.experiments, cfg.host, cfg.port,
                                          cfg.topic_exposures, cfg.bootstrap)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, loop="uvloop", http="httptools", access_log=False,
-                log_level=a.log_level, timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=a.log_level, **UVICORN)
     return 0
 
 

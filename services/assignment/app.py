@@ -5,17 +5,22 @@
       -> Assigner.experiment(name, now)             404 unknown / 409 stopped or not started
       -> [Redis EXISTS seen-set, targeted only]     timeout -> control, reason audience_unknown
       -> Assigner.assign -> {variant, in_experiment, reason}
-      -> in_experiment: EventLog.log(Exposure)      a queue put; Kafka outages drop and count
+      -> in_experiment: EventLog.log(Exposure bytes) a queue put; Kafka outages drop and count
 
-FastAPI for the routing, the OpenAPI document and the error handlers; /assign reads its body
-itself (`model_validate_json` on the raw bytes) and answers pre-encoded JSON, because FastAPI's
-per-request dependency and response-model machinery would cost more than the hash and the
-lookup it wraps. Its OpenAPI entry declares the same request model, so the document stays
-true (tests/assignment/test_openapi.py fuzzes the running server against it).
+Two layers, one decision function (`Decider.decide`: body bytes -> status, JSON bytes):
+  * `FastPath`, the ASGI app uvicorn serves, answers POST /assign itself (read the body, decide,
+    send two ASGI messages) and hands every other request, and the lifespan, to FastAPI;
+  * FastAPI owns the other endpoints, the error handlers and the OpenAPI document, where
+    /assign is declared with the same request, response and error models (its FastAPI route
+    calls the same `decide`, so an app without the fast path answers identically).
+Why: FastAPI's per-request routing, dependency and response machinery cost several times the
+hash and the lookup (measured: README of services/assignment). The document stays true:
+tests/assignment/test_openapi.py fuzzes the running server against it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -29,11 +34,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minirec.ab.assign import Assigner, ExperimentError
+from minirec.ab.assign import Assigner, Assignment, ExperimentError
 from minirec.ab.config import ExperimentsConfig, load
 from minirec.eventlog import EventLog
-from minirec.events import Exposure, encode, key_of
 from services.assignment.audience import Audience
+from services.assignment.exposures import ExposureEncoder
 from services.assignment.metrics import AssignmentMetrics
 from services.assignment.schemas import (
     AssignRequest,
@@ -54,19 +59,23 @@ ERRORS = {s: {"model": ErrorBody, "description": d} for s, d in (
     (413, "the body is larger than ASSIGNMENT_MAX_BODY_BYTES"), (422, "a field is missing, extra or invalid"))}
 
 
+def error_bytes(status: int, code: str, message: str, field: str | None = None) -> tuple[int, bytes]:
+    return status, json.dumps({"code": code, "message": message, "field": field}, separators=(",", ":")).encode()
+
+
 def error(status: int, code: str, message: str, field: str | None = None) -> Response:
-    body = json.dumps({"code": code, "message": message, "field": field}, separators=(",", ":"))
-    return Response(body, status_code=status, media_type=JSON)
+    return Response(error_bytes(status, code, message, field)[1], status_code=status, media_type=JSON)
 
 
-def validation_error(exc: ValidationError) -> Response:
+def validation_problem(exc: ValidationError) -> tuple[int, str, str, str | None]:
+    """(status, code, message, field) for a body that failed AssignRequest."""
     errs = exc.errors(include_url=False)
     if any(e["type"] in ("json_invalid", "json_type") for e in errs):
-        return error(400, "bad_json", f"the body is not a JSON object: {errs[0]['msg']}; send "
-                     '{"user_id": 196, "experiment": "ranker_v1"}')
+        return 400, "bad_json", (f"the body is not a JSON object: {errs[0]['msg']}; send "
+                                 '{"user_id": 196, "experiment": "ranker_v1"}'), None
     first = errs[0]
     field = ".".join(map(str, first["loc"])) or None
-    return error(422, "invalid_request", f"{field or 'body'}: {first['msg']}", field)
+    return 422, "invalid_request", f"{field or 'body'}: {first['msg']}", field
 
 
 def experiment_info(cfg: ExperimentsConfig, now: datetime) -> ExperimentsResponse:
@@ -79,23 +88,91 @@ def experiment_info(cfg: ExperimentsConfig, now: datetime) -> ExperimentsRespons
                                     start=e.start, stop=e.stop) for e in cfg.experiments.values()])
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than `limit` (checked before and while reading)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+class Decider:
+    """POST /assign's whole behaviour on raw bytes, shared by the fast path and the FastAPI route."""
+
+    def __init__(self, assigner: Assigner, metrics: AssignmentMetrics, state: dict, clock: Callable[[], datetime]):
+        self.assigner, self.metrics, self.state, self.clock = assigner, metrics, state, clock
+        self._counters: dict[tuple[str, str], object] = {}  # (experiment label, outcome) -> bound child
+        self._answers: dict[Assignment, bytes] = {}  # Assignment (frozen) -> response body
+        self.exposures = ExposureEncoder()
+
+    def count(self, experiment: str, outcome: str) -> None:
+        key = (self.metrics.label(experiment), outcome)
+        c = self._counters.get(key)
+        if c is None:
+            c = self._counters[key] = self.metrics.requests.labels(*key)
+        c.inc()
+
+    def too_large(self, limit: int) -> tuple[int, bytes]:
+        self.count("-", "body_too_large")
+        return error_bytes(413, "body_too_large", f"the body is larger than {limit} bytes; send one "
+                           "{user_id, experiment} object")
+
+    async def decide(self, body: bytes) -> tuple[int, bytes]:
+        t0 = time.perf_counter()
+        try:
+            req = AssignRequest.model_validate_json(body)
+        except ValidationError as exc:
+            status, code, message, field = validation_problem(exc)
+            self.count("-", code)
+            return error_bytes(status, code, message, field)
+        now = self.clock()
+        try:
+            exp = self.assigner.experiment(req.experiment, now)
+        except ExperimentError as exc:
+            self.count(req.experiment, exc.code)
+            return error_bytes(STATUS[exc.code], exc.code, exc.message, "experiment")
+        returning = None
+        if self.assigner.needs_audience(exp, req.user_id):
+            returning = await self.state["audience"].returning(req.user_id)
+        a = self.assigner.assign(req.experiment, req.user_id, now, returning=lambda _u: returning, checked=exp)
+        if a.in_experiment:
+            self.state["log"].log(*self.exposures.encode(req.user_id, a.experiment, a.variant, now))
+        self.count(a.experiment, a.reason)
+        out = self._answers.get(a)
+        if out is None:  # a handful of distinct answers per experiment: encode each once
+            out = self._answers[a] = AssignResponse(**dataclasses.asdict(a)).model_dump_json().encode()
+        self.metrics.seconds.observe(time.perf_counter() - t0)
+        return 200, out
+
+
+class FastPath:
+    """The ASGI app served: POST /assign directly, everything else (and the lifespan) through FastAPI."""
+
+    def __init__(self, api: FastAPI, decider: Decider, max_body: int):
+        self.api, self.decider, self.max_body = api, decider, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/assign" or scope["method"] != "POST":
+            return await self.api(scope, receive, send)
+        status, body = await self._handle(scope, receive)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope, receive) -> tuple[int, bytes]:
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return self.decider.too_large(self.max_body)
+        chunks, size, more = [], 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return 400, b""
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return self.decider.too_large(self.max_body)
+            chunks.append(chunk)
+            more = msg.get("more_body", False)
+        return await self.decider.decide(b"".join(chunks))
 
 
 def create_app(cfg: AssignmentConfig, experiments: ExperimentsConfig | None = None,
-               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
-    """The app over a validated experiments file (ConfigError here, before serving, when it is bad)."""
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastPath:
+    """The app over a validated experiments file (ConfigError here, before serving, when it is bad);
+    `.api` is the FastAPI app behind the fast path."""
     experiments = experiments or load(cfg.experiments)
     assigner = Assigner(experiments)
     metrics = AssignmentMetrics(experiments)
@@ -129,40 +206,17 @@ def create_app(cfg: AssignmentConfig, experiments: ExperimentsConfig | None = No
         field = ".".join(map(str, first.get("loc", ()))) or None
         return error(422, "invalid_request", f"{field}: {first.get('msg')}", field)
 
+    decider = Decider(assigner, metrics, state, clock)
+
     @app.post("/assign", response_model=AssignResponse, responses=ERRORS, summary="the variant of one user",
               openapi_extra={"requestBody": {"required": True, "content": {
                   JSON: {"schema": AssignRequest.model_json_schema()}}}})
     async def assign(request: Request) -> Response:
-        t0 = time.perf_counter()
-        body = await read_body(request, cfg.max_body_bytes)
-        if body is None:
-            metrics.requests.labels("-", "body_too_large").inc()
-            return error(413, "body_too_large", f"the body is larger than {cfg.max_body_bytes} bytes; send "
-                         "one {user_id, experiment} object")
-        try:
-            req = AssignRequest.model_validate_json(body)
-        except ValidationError as exc:
-            resp = validation_error(exc)
-            metrics.requests.labels("-", json.loads(resp.body)["code"]).inc()
-            return resp
-        now = clock()
-        try:
-            exp = assigner.experiment(req.experiment, now)
-        except ExperimentError as exc:
-            metrics.requests.labels(metrics.label(req.experiment), exc.code).inc()
-            return error(STATUS[exc.code], exc.code, exc.message, "experiment")
-        returning = None
-        if assigner.needs_audience(exp, req.user_id):
-            returning = await state["audience"].returning(req.user_id)
-        a = assigner.assign(req.experiment, req.user_id, now, returning=lambda _u: returning)
-        if a.in_experiment:
-            ev = Exposure(user_id=req.user_id, experiment=a.experiment, variant=a.variant, event_time=now)
-            state["log"].log(key_of(ev), encode(ev))
-        metrics.requests.labels(a.experiment, a.reason).inc()
-        out = (f'{{"experiment":{json.dumps(a.experiment)},"variant":{json.dumps(a.variant)},'
-               f'"in_experiment":{"true" if a.in_experiment else "false"},"reason":"{a.reason}"}}')
-        metrics.seconds.observe(time.perf_counter() - t0)
-        return Response(out, media_type=JSON)
+        """Served by FastPath in the running service; this route answers the same for an app without it."""
+        body = await request.body()
+        status, out = decider.too_large(cfg.max_body_bytes) if len(body) > cfg.max_body_bytes else \
+            await decider.decide(body)
+        return Response(out, status_code=status, media_type=JSON)
 
     @app.get("/experiments", response_model=ExperimentsResponse, summary="every experiment in the file")
     async def list_experiments() -> ExperimentsResponse:
@@ -189,4 +243,4 @@ def create_app(cfg: AssignmentConfig, experiments: ExperimentsConfig | None = No
         metrics.refresh_info(clock())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return FastPath(app, decider, cfg.max_body_bytes)

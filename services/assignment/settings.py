@@ -7,6 +7,10 @@ from pathlib import Path
 
 from minirec.settings import Settings, get_settings
 
+# uvicorn options shared by the service and the benchmark's floor (services/assignment/floor.py):
+# uvloop + httptools (C parsers), no access log, one process
+UVICORN = {"loop": "uvloop", "http": "httptools", "access_log": False, "timeout_graceful_shutdown": 5}
+
 
 @dataclass(frozen=True)
 class AssignmentConfig:

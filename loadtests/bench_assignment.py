@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=15.0, help="per measurement (default %(default)s)")
     p.add_argument("--connections", type=int, default=64, help="concurrent connections (default %(default)s)")
-    p.add_argument("--rate", type=float, default=1000.0, help="fixed offered load for p99 (default %(default)s)")
+    p.add_argument("--rate", type=float, default=500.0, help="fixed offered load for p99 (default %(default)s)")
     p.add_argument("--stack", action="store_true", help="use the configured Kafka and Redis (`make up`)")
     p.add_argument("--no-kafka", action="store_true",
                    help="point the service at a closed port: every exposure is dropped and counted, which "

@@ -38,3 +38,28 @@ def test_assign_returns_none_when_the_service_hangs():
         assert client.assign(url, 1, "ranker_v1", timeout=0.3) is None
         assert time.monotonic() - t0 < 1.5
     client.close()
+
+
+def test_the_stack_starts_it_natively(kafka_broker, redis_server, tmp_path, monkeypatch):
+    """`make stack` (minirec.infra.stack.apps) starts the service from the settings and stops it."""
+    import httpx
+
+    from minirec.infra import stack
+    from minirec.infra.kafka import create_topics
+    from minirec.settings import Settings
+
+    port = free_port()
+    host, kport = kafka_broker.bootstrap.split(":")
+    create_topics(kafka_broker.bootstrap, ["exposures-stack-test"], partitions=3)
+    for k, v in {"KAFKA_HOST": host, "KAFKA_PORT": kport, "REDIS_PORT": str(redis_server.port),
+                 "ASSIGNMENT_PORT": str(port), "TOPIC_EXPOSURES": "exposures-stack-test"}.items():
+        monkeypatch.setenv(k, v)  # the child reads the same settings from its environment
+    app = next(a for a in stack.apps(Settings(run_dir=tmp_path / "run")) if a.name == "assignment")
+    try:
+        app.start()
+        assert app.status()["healthy"]
+        r = httpx.post(f"http://127.0.0.1:{port}/assign", json={"user_id": 196, "experiment": "ranker_v1"})
+        assert r.status_code == 200 and r.json() == expected(196)
+    finally:
+        assert app.stop(timeout_s=15)
+    assert not app.status()["running"]

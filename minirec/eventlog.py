@@ -15,6 +15,12 @@ event ends in exactly one counter:
 
 Delivery resumes by itself when the broker returns. Shared by services that emit events beside a
 request path (the assignment service's exposures); `flush()` is for tests and shutdown.
+
+Partitions: the sender picks `crc32(key) % partitions` itself, so one key (one user) always lands
+on one partition of the topic, as with the default partitioner; kafka-python's default is a
+pure-Python murmur2 that cost 18 µs of the 79 µs CPU per record measured here (30,000 records,
+local broker, linger 20 ms). The mapping differs from Java clients' murmur2, which matters only
+if another producer wrote the same topic by key.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -116,12 +123,20 @@ class EventLog:
         self.connected = True
         return producer
 
-    def _send(self, producer: Any, batch: list[tuple[bytes, bytes]]) -> None:
+    def _partitions(self, producer: Any) -> int | None:
+        try:
+            parts = producer.partitions_for(self.topic)
+        except Exception:  # noqa: BLE001 - metadata not there yet: let the producer's partitioner choose
+            return None
+        return len(parts) if parts else None
+
+    def _send(self, producer: Any, batch: list[tuple[bytes, bytes]], partitions: int | None) -> None:
         for key, value in batch:
             with self._lock:
                 self._in_flight += 1
             try:
-                fut = producer.send(self.topic, key=key, value=value)
+                part = zlib.crc32(key) % partitions if partitions else None
+                fut = producer.send(self.topic, key=key, value=value, partition=part)
             except Exception as exc:  # noqa: BLE001 - metadata timeout, producer buffer exhausted
                 with self._lock:
                     self._in_flight -= 1
@@ -132,13 +147,16 @@ class EventLog:
             fut.add_errback(self._err)
 
     def _run(self) -> None:
-        producer = None
+        producer, partitions, asked = None, None, 0.0
         while not self._stop.is_set():
             if producer is None:
                 producer = self._connect()
                 if producer is None:
                     self._stop.wait(1.0)
                     continue
+            if partitions is None and time.monotonic() - asked > 10:  # partitions_for may block max_block_ms
+                asked = time.monotonic()
+                partitions = self._partitions(producer)
             try:
                 batch = [self._q.get(timeout=0.1)]
             except queue.Empty:
@@ -148,7 +166,7 @@ class EventLog:
                     batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
-            self._send(producer, batch)
+            self._send(producer, batch, partitions)
         if producer is not None:
             try:
                 producer.flush(timeout=2)

@@ -43,14 +43,24 @@ def test_exposures_are_keyed_by_user(service_factory, kafka_broker):
     from kafka import KafkaConsumer
 
     svc = service_factory()
-    uid = next(u for u in range(1, 100) if svc.assign(u).json()["in_experiment"])
+    users = [u for u in range(1, 40) if svc.assign(u).json()["in_experiment"]]
+    for _ in range(4):
+        for u in users:
+            svc.assign(u)
     consumer = KafkaConsumer(svc.topic, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
                              group_id=None, enable_auto_commit=False)
+    recs: list = []
     try:
-        recs = wait_for(lambda: [r for b in consumer.poll(timeout_ms=500).values() for r in b])
+        wait_for(lambda: recs.extend(r for b in consumer.poll(timeout_ms=500).values() for r in b)
+                 or len(recs) >= 5 * len(users))
     finally:
         consumer.close()
-    assert recs[0].key == str(uid).encode()
+    assert {r.key for r in recs} == {str(u).encode() for u in users}
+    by_user: dict = {}
+    for r in recs:
+        by_user.setdefault(r.key, set()).add(r.partition)
+    assert all(len(parts) == 1 for parts in by_user.values())  # one user, one partition (in order)
+    assert len({p for parts in by_user.values() for p in parts}) > 1  # and users spread over partitions
 
 
 def test_kafka_down_drops_and_counts_but_serves(service_factory):

@@ -102,3 +102,19 @@ def test_redis_down_serves_the_control_with_reason(service_factory):
     assert svc.metric("assignment_audience_lookups_total", 'result="unavailable"') > 0
     # experiments without an audience never ask Redis and still assign
     assert any(svc.assign(u).json()["in_experiment"] for u in range(1, 50))
+
+
+def test_a_hung_redis_costs_at_most_the_timeout(service_factory):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers: a hung Redis
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        svc = service_factory(redis_port=silent.getsockname()[1], ASSIGNMENT_REDIS_TIMEOUT_MS="50")
+        targeted = [u for u in range(1, 400) if svc.assign(u, "cold_start_v1").json()["reason"] == "audience_unknown"]
+        assert targeted, "no user of cold_start_v1's slice was sampled"
+        for u in targeted[:5]:
+            t0 = time.monotonic()
+            r = svc.assign(u, "cold_start_v1")
+            assert r.status_code == 200 and r.json()["reason"] == "audience_unknown"
+            assert time.monotonic() - t0 < 0.5  # bounded by ASSIGNMENT_REDIS_TIMEOUT_MS, not by the hang

@@ -65,7 +65,7 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 ## --- stream processor ---
 .PHONY: stack stream bench-stream
 
-stack: up ## infrastructure plus the stream processor and the recommender in the background (trains first when no Feast registry exists); `make down` stops all
+stack: up ## infrastructure plus the stream processor, the recommender and the assignment service in the background (trains first when no Feast registry exists); `make down` stops all
 	@[ -f "$$($(PY) -c 'from minirec.settings import get_settings as g; print(g().feature_repo_path)')/data/registry.db" ] \
 		|| $(MAKE) --no-print-directory train
 	@$(PY) -m minirec.cli up-apps
@@ -97,3 +97,19 @@ models: ## list the two-tower models in the BentoML registry with stage, validat
 
 simulate: ## replay MovieLens' held-out period as live users against the recommender -> Kafka interactions, e.g. make simulate ARGS="--users 500 --speedup 3600" (--help lists the flags)
 	@$(PY) -m services.simulator $(ARGS)
+
+## --- A/B testing ---
+.PHONY: assignment ab-report ab-validate bench-assignment
+
+assignment: setup ## the A/B assignment service in the foreground on 127.0.0.1:ASSIGNMENT_PORT (`make stack` runs it in the background)
+	@$(PY) -m services.assignment $(ARGS)
+
+ab-report: setup ## readout of an experiment from the lake, e.g. make ab-report EXP=ranker_v1 -> artifacts/ab/<EXP>/report.{md,png,json}
+	@[ -n "$(EXP)" ] || { echo "usage: make ab-report EXP=<experiment> (see services/assignment/experiments.yaml)"; exit 2; }
+	@$(PY) -m minirec.ab report $(EXP) $(ARGS)
+
+ab-validate: setup ## simulation studies of the readout statistics (A/A, peeking, power, CUPED, delta, SRM) -> artifacts/ab/validation.json
+	@$(PY) -m minirec.ab validate $(ARGS)
+
+bench-assignment: setup ## assignment service vs a bare ASGI endpoint on the same uvicorn: saturation rps, p99 at a fixed rate -> artifacts/bench/assignment.json
+	@$(PY) loadtests/bench_assignment.py $(ARGS)

@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topics", action="store_true", help="also require every topic from .env")
     p.set_defaults(fn=_cmd_probe)
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
-                           ("up-apps", _cmd_up_apps, "start the stream processor in the background (after `make train`)"),
-                           ("down", _cmd_down, "stop the stream processor and the native services (data is kept)"),
+                           ("up-apps", _cmd_up_apps, "start the stream processor and the assignment service in the background (after `make train`)"),
+                           ("down", _cmd_down, "stop the apps (stream processor, assignment) and the native services (data is kept)"),
                            ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),
                            ("summary", _cmd_summary, "print the data and service summary"),
                            ("fetch-kafka", _cmd_fetch_kafka, "resolve the Kafka broker jars with Maven")]:

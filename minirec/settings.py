@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     recommender_reload_interval_s: float = Field(2.0, gt=0)
     recommender_redis_timeout_ms: int = Field(100, ge=1)
     recommender_impression_buffer: int = Field(10000, ge=1)
+    recommender_shutdown_drain_s: float = Field(5.0, ge=0)
     feature_repo_dir: Path = Path("feature_repo")
     recommender_items_table: Path = Path("data/ml-100k/items.parquet")
 
@@ -85,6 +86,14 @@ class Settings(BaseSettings):
     simulator_k: int = Field(10, ge=1, le=100)
     simulator_seed: int = 0
     simulator_concurrency: int = Field(8, ge=1, le=256)
+
+    # --- A/B assignment service (services/assignment) ---
+    assignment_host: str = "127.0.0.1"
+    assignment_port: int = Field(3005, ge=1, le=65535)
+    assignment_experiments: Path = Path("services/assignment/experiments.yaml")
+    assignment_exposure_buffer: int = Field(10000, ge=1)  # queued Exposure events; beyond: dropped, counted
+    assignment_redis_timeout_ms: int = Field(50, ge=1)  # audience lookup; slower = "audience_unknown"
+    assignment_max_body_bytes: int = Field(4096, ge=64)  # larger POST bodies get a 413
 
     # --- Airflow ---
     airflow_port: int = Field(8080, ge=1, le=65535)
@@ -146,6 +155,15 @@ class Settings(BaseSettings):
     @property
     def stream_lake_path(self) -> Path:
         return self.path(self.stream_lake_dir)
+
+    # --- A/B assignment service ---
+    @property
+    def assignment_url(self) -> str:
+        return f"http://{self.assignment_host}:{self.assignment_port}"
+
+    @property
+    def assignment_experiments_path(self) -> Path:
+        return self.path(self.assignment_experiments)
 
 
 @lru_cache(maxsize=1)

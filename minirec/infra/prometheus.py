@@ -42,6 +42,7 @@ def prometheus_server(home: Path, host: str, port: int, values: dict[str, str] |
         "PROMETHEUS_SCRAPE_SELF": f"{host}:{port}",
         "RECOMMENDER_SCRAPE": f"{cfg.recommender_host}:{cfg.recommender_port}",
         "STREAM_SCRAPE": f"{cfg.stream_metrics_host}:{cfg.stream_metrics_port}",
+        "ASSIGNMENT_SCRAPE": f"{cfg.assignment_host}:{cfg.assignment_port}",
         **(values or {}),
     }
 

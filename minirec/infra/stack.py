@@ -30,6 +30,7 @@ def servers(s: Settings) -> list[Server]:
 
 
 def _metrics_answer(url: str) -> bool:
+    """GET url answers 200 (urlopen raises on 4xx/5xx and on a refused connection)."""
     with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL from settings
         return resp.status == 200
 
@@ -53,9 +54,19 @@ def recommender_server(s: Settings) -> Server:
                   hint="it needs a production model (`make train`) and `make up`; read the log")
 
 
+def assignment_server(s: Settings) -> Server:
+    """The A/B assignment service as a native background process (`make stack`); ready once its
+    Exposure producer reached Kafka (a bad experiments file makes it exit with the line named)."""
+    url = f"http://{s.assignment_host}:{s.assignment_port}/readyz"
+    return Server(name="assignment", argv=[sys.executable, "-m", "services.assignment"], host=s.assignment_host,
+                  ports=[s.assignment_port], state_dir=s.run_path / "assignment",
+                  health=lambda: _metrics_answer(url), cwd=REPO_ROOT, start_timeout_s=60,
+                  hint="it needs Kafka (`make up`) and a valid ASSIGNMENT_EXPERIMENTS file; read the log")
+
+
 def apps(s: Settings) -> list[Server]:
     """The project's own long-running processes that `make stack` starts after the infrastructure."""
-    return [stream_server(s), recommender_server(s)]
+    return [stream_server(s), recommender_server(s), assignment_server(s)]
 
 
 def up_apps(s: Settings, echo=print) -> None:

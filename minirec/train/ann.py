@@ -37,10 +37,12 @@ def build_hnsw(vectors: np.ndarray, m: int = 32, ef_construction: int = 200, ef_
     return index
 
 
-def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B, D) query vectors -> (B, k) row ids into the item arrays, best first, and L2 distances."""
+def search(index, queries: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
+    """(B, D) query vectors -> (B, k) row ids into the item arrays, best first, and L2 distances.
+
+    `params` (e.g. faiss.SearchParametersHNSW(efSearch=N)) applies to this call only."""
     q = np.ascontiguousarray(np.hstack([queries, np.zeros((len(queries), 1))]), dtype=np.float32)
-    dist, rows = index.search(q, k)
+    dist, rows = index.search(q, k, params=params)
     return rows, dist
 
 

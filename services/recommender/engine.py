@@ -1,15 +1,5 @@
-"""The request pipeline and the model lifecycle, independent of BentoML.
-
-    recommend(requests)                      one call = one batch (1 with batching off)
-      features  one Redis round trip: HMGET of every user's Feast hash + their seen-set
-      encode    user tower on the non-cold users          (B, d+1)
-      retrieve  FAISS top-K' for the whole batch, K' = k + overfetch, then drop -1, seen and
-                duplicate ids; users left with fewer than k get a second, deeper search
-                (K' = k + |seen| + overfetch): HNSW cost grows with K', heavy users are few
-      filter    popularity lists, response objects, impression events
-    cold user (no online row)        -> popularity list, fallback="cold_start"
-    Redis unreachable                -> popularity list, fallback="online_store_unavailable"
-    model not loaded                 -> ModelNotReady (the API answers 503; readiness is false)
+"""The model lifecycle of the recommender, independent of BentoML; the request path it serves is
+services/recommender/request_path.py (mixed into `Engine`).
 
 Model versions: `control` serves the newest `production` model of the
 registry, `treatment` the newest `candidate` (or the production one when there
@@ -22,32 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minirec.events import Impression, encode, key_of
 from services.recommender import metrics
-from services.recommender.retrieval import ModelVersion, load_titles, load_version, popular_k, top_k
-from services.recommender.schemas import (
-    Item,
-    RecommendRequest,
-    RecommendResponse,
-    SimilarItemsRequest,
-    SimilarItemsResponse,
-    new_request_id,
-)
+from services.recommender.request_path import ModelNotReady, RequestPipeline, UnknownItem
+from services.recommender.retrieval import ModelVersion, load_titles, load_version
+
+__all__ = ["Engine", "EngineConfig", "ModelNotReady", "UnknownItem"]
 
 log = logging.getLogger(__name__)
-
-
-class ModelNotReady(RuntimeError):
-    """No model is loaded yet (or the registry has no production model)."""
-
-
-class UnknownItem(ValueError):
-    pass
 
 
 @dataclass
@@ -67,6 +42,7 @@ class EngineConfig:
     overfetch: int
     reload_interval_s: float
     impressions: bool = True
+    shutdown_drain_s: float = 5.0  # close(): time to deliver buffered impressions before counting them lost
 
     @classmethod
     def from_settings(cls) -> EngineConfig:
@@ -78,7 +54,8 @@ class EngineConfig:
                    redis_port=s.redis_port, redis_timeout_s=s.recommender_redis_timeout_ms / 1000,
                    items_table=s.path(s.recommender_items_table), kafka_bootstrap=s.kafka_bootstrap,
                    topic_impressions=s.topic_impressions, impression_buffer=s.recommender_impression_buffer,
-                   overfetch=s.recommender_overfetch, reload_interval_s=s.recommender_reload_interval_s)
+                   overfetch=s.recommender_overfetch, reload_interval_s=s.recommender_reload_interval_s,
+                   shutdown_drain_s=s.recommender_shutdown_drain_s)
 
 
 @dataclass
@@ -88,7 +65,7 @@ class Status:
     model_error: str | None = None
 
 
-class Engine:
+class Engine(RequestPipeline):
     def __init__(self, cfg: EngineConfig | None = None, start: bool = True):
         import redis
         from redis.backoff import NoBackoff
@@ -110,7 +87,8 @@ class Engine:
             self.impressions = ImpressionLog(
                 self.cfg.kafka_bootstrap, self.cfg.topic_impressions, self.cfg.impression_buffer,
                 on_sent=lambda n: self.m.sent.inc(n),
-                on_dropped=lambda reason, n: self.m.dropped.labels(reason).inc(n))
+                on_dropped=lambda reason, n: self.m.dropped.labels(reason).inc(n),
+                on_depth=lambda n: self.m.queue_depth.set(n))
         self._cache: dict[str, ModelVersion] = {}  # identity -> loaded version (control and treatment may share)
         self._serving: dict[str, str] = {}  # variant -> identity being served
         self._titles: dict[int, str] | None = None
@@ -187,123 +165,33 @@ class Engine:
             self._stop.wait(self.cfg.reload_interval_s)
 
     def close(self) -> None:
+        """Stop the watcher; drain the impression buffer within cfg.shutdown_drain_s (rest counted)."""
         self._stop.set()
         if self.impressions is not None:
-            self.impressions.close()
+            self.impressions.close(timeout_s=self.cfg.shutdown_drain_s)
 
     # ------------------------------------------------------------ readiness
+    def _model_ok(self) -> bool:
+        mv = self.status.models.get("control")
+        return mv is not None and mv.index.ntotal > 0
+
     def readiness(self) -> dict[str, Any]:
+        """The /readyz payload. Ready means "can answer": a model is loaded. An unreachable online
+        store is a degraded state (every answer is then the popularity fallback), reported here and
+        in the `recommender_online_store_up` gauge; it must not take every replica out of the load
+        balancer, or the fallback would never be served."""
         redis_ok = False
         try:
             redis_ok = bool(self.redis.ping())
-        except Exception:
+        except Exception:  # any failure of the probe means "not answering"
             pass
+        self.m.online_store_up.set(1 if redis_ok else 0)
+        degraded = [name for name, bad in (("online_store_unavailable", not redis_ok),
+                                           ("feature_layout_not_loaded", self.features is None)) if bad]
         models = {v: m.tag for v, m in self.status.models.items()}
-        return {"model": "control" in models and self.status.models["control"].index.ntotal > 0,
+        return {"ready": self._model_ok(), "degraded": degraded, "model": self._model_ok(),
                 "online_store": redis_ok, "features": self.features is not None, "models": models,
                 "model_error": self.status.model_error, "layout_error": self.status.layout_error}
 
     def ready(self) -> bool:
-        r = self.readiness()
-        return bool(r["model"] and r["online_store"] and r["features"])
-
-    # ------------------------------------------------------------ requests
-    def _version(self, variant: str) -> ModelVersion:
-        mv = self.status.models.get(variant)
-        if mv is None:
-            raise ModelNotReady(self.status.model_error or "model not loaded yet")
-        return mv
-
-    def recommend(self, reqs: list[RecommendRequest]) -> list[RecommendResponse]:
-        t0 = time.perf_counter()
-        models = self.status.models  # one snapshot per batch: a swap never splits a batch
-        if "control" not in models:
-            raise ModelNotReady(self.status.model_error or "model not loaded yet")
-        n = len(reqs)
-        rows: list[dict | None] = [None] * n
-        seen: list[set[int]] = [set() for _ in range(n)]
-        fallback: list[str | None] = [None] * n
-        if self.features is None or time.monotonic() < self._redis_down_until:
-            fallback = ["online_store_unavailable"] * n
-        else:
-            try:
-                rows, seen = self.features.read([r.user_id for r in reqs])
-                fallback = [None if row is not None else "cold_start" for row in rows]
-                for row, s in zip(rows, seen, strict=True):  # the online history is seen too, even
-                    if row and row.get("last_items"):  # before the seen-set has caught up
-                        s.update(int(i) for i in row["last_items"])
-            except Exception as exc:  # redis.ConnectionError / TimeoutError
-                log.debug("online store unavailable: %s", exc)
-                fallback = ["online_store_unavailable"] * n
-                self._redis_down_until = time.monotonic() + 0.5  # retry the store at most twice a second
-        t1 = time.perf_counter()
-        results: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-        # group the personalised requests by model version: one encode + one search per version
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(reqs):
-            if fallback[i] is None:
-                groups.setdefault(models.get(r.variant, models["control"]).tag, []).append(i)
-        enc = ret = 0.0
-        for tag, idx in groups.items():
-            mv = next(m for m in models.values() if m.tag == tag)
-            ta = time.perf_counter()
-            q = mv.user_vectors([rows[i] for i in idx], [reqs[i].user_id for i in idx])
-            tb = time.perf_counter()
-            # pass 1: K' = k + overfetch for the whole group (cheap: HNSW cost grows with K')
-            scores, ids = mv.search(q, max(reqs[i].k for i in idx) + self.cfg.overfetch)
-            short = []
-            for j, i in enumerate(idx):
-                excl = seen[i] if reqs[i].exclude_seen else set()
-                results[i] = top_k(ids[j], scores[j], reqs[i].k, excl)
-                if len(results[i]) < reqs[i].k and len(excl) > 0:
-                    short.append(j)  # seen items ate the candidates: search deeper
-            if short:  # pass 2, only for users whose seen items filled pass 1
-                k2 = max(reqs[idx[j]].k + len(seen[idx[j]]) for j in short) + self.cfg.overfetch
-                scores2, ids2 = mv.search(q[short], k2)
-                for r, j in enumerate(short):
-                    i = idx[j]
-                    results[i] = top_k(ids2[r], scores2[r], reqs[i].k, seen[i])
-            tc = time.perf_counter()
-            enc += tb - ta
-            ret += tc - tb  # retrieve + filter of the personalised rows
-        out = []
-        for i, r in enumerate(reqs):
-            mv = models.get(r.variant, models["control"])
-            if fallback[i] is not None:
-                results[i] = popular_k(mv, r.k, seen[i] if r.exclude_seen else set())
-                self.m.fallbacks.labels(fallback[i]).inc()
-            # model_construct: the values are built here, validating them again costs ~7 % of the worker's CPU
-            out.append(RecommendResponse.model_construct(
-                items=[Item.model_construct(item_id=it, title=mv.title(it), score=round(s, 6)) for it, s in results[i]],
-                model_version=mv.tag, variant=r.variant, request_id=new_request_id(), fallback=fallback[i],
-                timings_ms=None))
-        t4 = time.perf_counter()
-        stage = {"features": t1 - t0, "encode": enc, "retrieve": ret, "filter": max(0.0, (t4 - t1) - enc - ret)}
-        for name, sec in stage.items():
-            self.m.stage.labels(name).observe(sec)
-        self.m.batch.observe(n)
-        timings = {k: round(v * 1000, 3) for k, v in stage.items()}
-        timings["total"] = round((t4 - t0) * 1000, 3)
-        timings["batch_size"] = float(n)
-        for r, resp in zip(reqs, out, strict=True):
-            if r.timings:
-                resp.timings_ms = timings
-            self._log_impression(r, resp)
-        return out
-
-    def _log_impression(self, req: RecommendRequest, resp: RecommendResponse) -> None:
-        if self.impressions is None:
-            return
-        ev = Impression(request_id=resp.request_id, user_id=req.user_id,
-                             items=[it.item_id for it in resp.items], scores=[it.score for it in resp.items],
-                             model_version=resp.model_version, variant=resp.variant, fallback=resp.fallback)
-        self.impressions.log(key_of(ev), encode(ev))
-
-    def similar_items(self, req: SimilarItemsRequest) -> SimilarItemsResponse:
-        mv = self._version(req.variant) if req.variant in self.status.models else self._version("control")
-        found = mv.similar(req.item_id, req.k)
-        if found is None:
-            raise UnknownItem(f"item_id {req.item_id} is not in the catalogue of model {mv.tag}")
-        return SimilarItemsResponse(item_id=req.item_id, model_version=mv.tag, variant=req.variant,
-                                    request_id=new_request_id(),
-                                    items=[Item(item_id=i, title=mv.title(i), score=round(s, 6)) for i, s in found])
+        return self._model_ok()

@@ -16,6 +16,11 @@ Every user of a batch is one HMGET in one pipeline (one round trip), and the
 same pipeline fetches the user's seen-set (`seen_key`). A user without any
 row is "cold" (Feast would return all None). `tests/serving/test_features.py`
 proves parity with `get_online_features`.
+
+Blast radius: a reply that cannot be read for one user (a value that is not a
+ValueProto, a key of the wrong Redis type) marks that user's row as `BadRow`
+(or their seen-set as None) and leaves the other users of the batch alone;
+only a connection failure or timeout raises, for the whole batch.
 """
 
 from __future__ import annotations
@@ -113,6 +118,23 @@ def open_layout(repo: Path, service: str, project: str, redis_host: str, redis_p
     return layout_from_feast(store, service)
 
 
+@dataclass(frozen=True)
+class BadRow:
+    """One user's online row that could not be decoded (the reason names the field or reply)."""
+
+    reason: str
+
+
+def _decode_row(names: list[str], values: list[bytes | None]) -> dict[str, Any] | BadRow:
+    row = {}
+    for name, v in zip(names, values, strict=True):
+        try:
+            row[name] = decode_value(v)
+        except Exception as exc:  # protobuf DecodeError and the like: this user only
+            return BadRow(f"{name}: not a Feast value ({type(exc).__name__})")
+    return row
+
+
 class OnlineFeatures:
     """Raw reader of Feast's Redis online store for one feature service."""
 
@@ -122,26 +144,39 @@ class OnlineFeatures:
         self._fields = layout.fields
 
     def read(self, user_ids: Sequence[int], with_seen: bool = True
-             ) -> tuple[list[dict[str, Any] | None], list[set[int]]]:
-        """One round trip for all users: feature dicts (None = cold user) and seen-sets."""
+             ) -> tuple[list[dict[str, Any] | BadRow | None], list[set[int] | None]]:
+        """One round trip for all users: feature dicts (None = cold user, BadRow = unreadable) and
+        seen-sets (None = unreadable). Raises redis ConnectionError / TimeoutError on an outage."""
         lay = self.layout
         with self.client.pipeline(transaction=False) as pipe:
             for u in user_ids:
                 pipe.hmget(feast_entity_key(lay.join_key, int(u), lay.project), self._fields)
                 if with_seen:
                     pipe.smembers(seen_key(lay.project, int(u)))
-            replies = pipe.execute()
+            replies = pipe.execute(raise_on_error=False)  # a per-key error comes back in its slot
         step = 2 if with_seen else 1
-        rows: list[dict[str, Any] | None] = []
-        seen: list[set[int]] = []
+        rows: list[dict[str, Any] | BadRow | None] = []
+        seen: list[set[int] | None] = []
         for i in range(len(user_ids)):
             values = replies[i * step]
-            if all(v is None for v in values):
+            if isinstance(values, Exception):  # e.g. WRONGTYPE: the key is not a hash
+                rows.append(BadRow(f"feature hash unreadable: {values}"))
+            elif all(v is None for v in values):
                 rows.append(None)
             else:
-                rows.append({name: decode_value(v) for name, v in zip(lay.names, values, strict=True)})
-            seen.append({int(x) for x in replies[i * step + 1]} if with_seen else set())
+                rows.append(_decode_row(lay.names, values))
+            seen.append(_members(replies[i * step + 1]) if with_seen else set())
         return rows, seen
+
+
+def _members(reply: Any) -> set[int] | None:
+    """A seen-set reply -> item ids; None when it cannot be read (an error, a non-integer member)."""
+    if isinstance(reply, Exception):
+        return None
+    try:
+        return {int(x) for x in reply}
+    except (TypeError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,11 @@ before that would never reach `/metrics`.
     recommender_request_seconds{endpoint}           wall time in the worker, per endpoint
     recommender_stage_seconds{stage}                features | encode | retrieve | filter, per batch
     recommender_batch_users                         users per pipeline call (1 with batching off)
-    recommender_fallbacks_total{reason}             cold_start | online_store_unavailable
+    recommender_fallbacks_total{reason}             cold_start | bad_features | online_store_unavailable
+    recommender_online_store_up                     1 when the last online-store read (or probe) answered, else 0
     recommender_impressions_sent_total              acknowledged by Kafka
-    recommender_impressions_dropped_total{reason}   buffer_full | delivery_failed | send_failed
+    recommender_impressions_dropped_total{reason}   buffer_full | delivery_failed | send_failed | shutdown
+    recommender_impression_queue_depth              events waiting in the buffer (sampled every ~0.2 s)
     recommender_batch_shed_total                    batcher 503s re-served unbatched
     recommender_model_info{variant,model_version}   1 for the version each arm serves
 BentoML adds bentoml_service_request_* and bentoml_service_adaptive_batch_size.
@@ -42,7 +44,11 @@ def get() -> SimpleNamespace:
             fallbacks=Counter("recommender_fallbacks_total", "popularity fallbacks served", ["reason"]),
             sent=Counter("recommender_impressions_sent_total", "impression events acknowledged by Kafka"),
             dropped=Counter("recommender_impressions_dropped_total", "impression events lost", ["reason"]),
+            queue_depth=Gauge("recommender_impression_queue_depth", "impression events waiting in the buffer",
+                              multiprocess_mode="livesum"),
             shed=Counter("recommender_batch_shed_total", "batcher 503s re-served without batching"),
+            online_store_up=Gauge("recommender_online_store_up", "1 when the online store answered the last read",
+                                  multiprocess_mode="livemin"),
             model_info=Gauge("recommender_model_info", "model version each variant serves",
                              ["variant", "model_version"], multiprocess_mode="liveall"),
         )

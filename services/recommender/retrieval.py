@@ -57,21 +57,32 @@ class ModelVersion:
         query gets a 0 appended); an index over the raw vectors (inner product) is searched as is.
         The score returned is the model's inner product, recomputed for the K' rows."""
         k_prime = max(1, min(int(k_prime), self.n_items))
-        hnsw = getattr(self.index, "hnsw", None)
-        if hnsw is not None and hnsw.efSearch < k_prime:
-            hnsw.efSearch = k_prime  # HNSW returns at most efSearch results
+        params = self._search_params(k_prime)
         q = np.ascontiguousarray(q, dtype=np.float32)
         if self.index.d == q.shape[1] + 1:
             from minirec.train.ann import search
 
-            rows, _ = search(self.index, q, k_prime)
+            rows, _ = search(self.index, q, k_prime, params=params)
         else:
-            _, rows = self.index.search(q, k_prime)
+            _, rows = self.index.search(q, k_prime, params=params)
         safe = np.clip(rows, 0, None)
         scores = np.einsum("bd,bkd->bk", q, self.item_vectors[safe])  # (B, K')
         ids = np.where(rows >= 0, self.item_ids[safe], -1)
         order = np.argsort(-scores, axis=1, kind="stable")  # HNSW order is approximate
         return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search_params(self, k_prime: int) -> Any:
+        """Per-call HNSW depth: efSearch >= K' for this search only (None for a non-HNSW index).
+
+        The index is shared by every request of the worker; raising `index.hnsw.efSearch` for one
+        heavy user's deep search would slow every later search, so the depth travels with the call
+        (faiss.SearchParametersHNSW) and the index keeps the efSearch it was built with."""
+        hnsw = getattr(self.index, "hnsw", None)
+        if hnsw is None:
+            return None
+        import faiss
+
+        return faiss.SearchParametersHNSW(efSearch=max(int(hnsw.efSearch), k_prime))
 
     def similar(self, item_id: int, k: int) -> list[tuple[int, float]] | None:
         """Cosine neighbours of an item (itself excluded); None for an unknown item."""
@@ -95,6 +106,47 @@ def _number(v: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return 0.0 if math.isnan(f) else f
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def row_problem(row: dict[str, Any]) -> str | None:
+    """Why this online row cannot be encoded, or None. Checked per user before the batch forward:
+    one out-of-range embedding index (age_bucket >= N_AGE, say) would fail the whole batch, and a
+    negative count or an infinite share would turn that user's scores into NaN."""
+    from minirec.model.two_tower import COUNT_FEATURES, N_AGE
+
+    a = row.get("age_bucket")
+    if not _missing(a) and (not _is_number(a) or a != int(a) or not 0 <= a < N_AGE):
+        return f"age_bucket={a!r}: not a bucket 0..{N_AGE - 1}"
+    for name in COUNT_FEATURES:
+        v = row.get(name)
+        if not _missing(v) and (not _is_number(v) or not math.isfinite(v) or v < 0):
+            return f"{name}={v!r}: not a count"
+    v = row.get("u_mean_rating_30d")
+    if not _missing(v) and (not _is_number(v) or not math.isfinite(v)):
+        return f"u_mean_rating_30d={v!r}: not a number"
+    share = row.get("u_genre_share_90d")
+    if not _missing(share) and (not isinstance(share, (list, tuple))
+                                or not all(_is_number(x) and math.isfinite(x) for x in share)):
+        return "u_genre_share_90d: not a list of finite numbers"
+    items = row.get("last_items")
+    if not _missing(items) and (not isinstance(items, (list, tuple)) or not all(_is_int(i) for i in items)):
+        return "last_items: not a list of item ids"
+    for name in ("gender", "occupation"):
+        if row.get(name) is not None and not isinstance(row.get(name), str):
+            return f"{name}={row.get(name)!r}: not a string"
+    return None
 
 
 class FastUserEncoder:

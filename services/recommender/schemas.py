@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from minirec.events import MAX_ID, Variant
 
 MAX_K = 100
-FallbackReason = Literal["cold_start", "online_store_unavailable"]
+FallbackReason = Literal["cold_start", "bad_features", "online_store_unavailable"]
 SAMPLES_PATH = Path(__file__).with_name("sample_payloads.json")
 
 
@@ -31,7 +31,8 @@ def samples() -> dict:
 class RecommendRequest(BaseModel):
     """Top-k films for a user."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": samples()["recommend"]})
+    # strict: JSON types as declared (0 is not a boolean, "5" not an integer), as the OpenAPI schema says
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": samples()["recommend"]})
 
     user_id: int = Field(..., ge=1, le=MAX_ID, description="MovieLens user id")
     k: int = Field(10, ge=1, le=MAX_K, description="number of items to return (1-100)")
@@ -43,7 +44,7 @@ class RecommendRequest(BaseModel):
 class SimilarItemsRequest(BaseModel):
     """Films closest to a film in the item-embedding space (cosine)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": samples()["similar_items"]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": samples()["similar_items"]})
 
     item_id: int = Field(..., ge=1, le=MAX_ID, description="MovieLens item id")
     k: int = Field(10, ge=1, le=MAX_K, description="number of items to return (1-100)")
@@ -61,7 +62,12 @@ class RecommendResponse(BaseModel):
     model_version: str
     variant: Variant
     request_id: str
-    fallback: FallbackReason | None = None
+    fallback: FallbackReason | None = Field(
+        None, description="why the popularity list was served instead of the model's: cold_start (no online "
+                          "row), bad_features (this user's online row is malformed), online_store_unavailable")
+    exclude_seen_honoured: bool = Field(
+        True, description="false when exclude_seen was asked but the user's seen items could not be read "
+                          "(online store unavailable): seen items may then be among the results")
     timings_ms: dict[str, float] | None = None
 
 

@@ -6,7 +6,7 @@ Endpoints
     POST /recommend        {user_id, k=10, exclude_seen=true, variant="control", timings=false}
     POST /recommend_batch  [ {...}, ... ]  the batchable API (adaptive batching)
     POST /similar_items    {item_id, k=10}
-    GET  /livez /readyz /metrics, /docs.json (OpenAPI)
+    GET  /livez /readyz /metrics, /docs.json (OpenAPI, made truthful by openapi.py)
 
 How batching sits on the request path: BentoML batches only an API whose
 argument is a list, and calling a batchable API from another API of the same
@@ -21,10 +21,16 @@ With RECOMMENDER_BATCHING=false the same `/recommend` runs the pipeline for
 one request. Should the dispatcher shed a request (503), the router serves it
 unbatched instead, so a batching hiccup never reaches the client; overload is
 refused before that, cheaply, by BentoML's max_concurrency (429).
+
+The router also answers GET /readyz (JSON: ready = a model is loaded, plus what is
+degraded) and GET /docs.json (BentoML's document corrected by openapi.truthful),
+refuses a POST that is not application/json (415), and gives every error answer
+of the API paths one shape (openapi.error_body).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -76,10 +82,10 @@ ENGINE: Any = None  # the worker's Engine, set in Recommender.__init__ (the rout
 JSON = [(b"content-type", b"application/json")]
 
 
-async def _send_json(send, status: int, obj: Any) -> None:
+async def _send_json(send, status: int, obj: Any, headers: list | None = None) -> None:
     body = json.dumps(obj).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON, (b"content-length", str(len(body)).encode())]})
+                "headers": [*JSON, (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -90,10 +96,28 @@ class RequestRouter:
 
     def __init__(self, app, batching: bool, max_body: int = MAX_BODY_BYTES):
         self.app, self.batching, self.max_body = app, batching, max_body
+        self._doc: dict | None = None  # the served OpenAPI document, built on first request
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
-        if scope["type"] != "http" or path not in self.API_PATHS:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if path in ("/readyz", "/docs.json") and scope["method"] != "GET":
+            return await _send_json(send, 405, {"error": f"{scope['method']} {path}: only GET is served"},
+                                    headers=[(b"allow", b"GET")])
+        if path == "/readyz" and ENGINE is not None:
+            # ready = a model is loaded; the JSON says what is degraded (the Redis probe runs off the loop)
+            payload = await asyncio.to_thread(ENGINE.readiness)
+            return await _send_json(send, 200 if payload["ready"] else 503, payload)
+        if path == "/docs.json":
+            return await self._docs(scope, send)
+        if path not in (*self.API_PATHS, "/status"):
+            return await self.app(scope, receive, send)
+        ctype = dict(scope.get("headers") or []).get(b"content-type", b"application/json").split(b";")[0].strip()
+        if scope["method"] == "POST" and ctype.lower() != b"application/json":
+            return await _send_json(send, 415, {"error": f"content-type {ctype.decode(errors='replace')!r}: send "
+                                                         "the request as application/json"})
+        if path == "/status":
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
         try:
@@ -142,6 +166,17 @@ class RequestRouter:
         status, headers, out = await self._call(scope, path, body)
         await self._reply(send, status, headers, out)
 
+    async def _docs(self, scope, send) -> None:
+        """BentoML's OpenAPI document, made truthful once per process (services/recommender/openapi.py)."""
+        if self._doc is None:
+            from services.recommender.openapi import truthful
+
+            status, _, body = await self._call(scope, "/docs.json", b"")
+            if status != 200:
+                return await _send_json(send, status, {"error": "the OpenAPI document could not be built"})
+            self._doc = truthful(json.loads(body), max_batch=MAX_BATCH_ITEMS)
+        await _send_json(send, 200, self._doc)
+
     @staticmethod
     def _valid(body: bytes) -> bool:
         """Only a valid single request is batched; anything else gets /recommend's own 4xx."""
@@ -178,6 +213,11 @@ class RequestRouter:
 
     @staticmethod
     async def _reply(send, status: int, headers: list, body: bytes) -> None:
+        if status >= 400:  # one error shape for every endpoint and status (openapi.ErrorBody)
+            from services.recommender.openapi import error_body
+
+            body = error_body(status, body)
+            headers = [(k, v) for k, v in headers if k.lower() != b"content-type"] + JSON
         headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -188,9 +228,18 @@ class RequestRouter:
 class Recommender:
     def __init__(self) -> None:
         global ENGINE
+        import logging
+
         from services.recommender.engine import Engine
 
+        logging.getLogger("services.recommender").setLevel(logging.INFO)  # BentoML shows WARNING+ otherwise
         self.engine = ENGINE = Engine()
+
+    @bentoml.on_shutdown
+    def drain(self) -> None:
+        """SIGTERM: BentoML runs this after the last in-flight request; the impression buffer is drained
+        within RECOMMENDER_SHUTDOWN_DRAIN_S and the balance (logged = sent + dropped) is logged."""
+        self.engine.close()
 
     @bentoml.api(route="/recommend")
     def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
@@ -217,7 +266,7 @@ class Recommender:
 
     @bentoml.api(route="/status")
     def status(self) -> dict:
-        """What /readyz checks: model, online store, feature layout, the versions each arm serves."""
+        """What GET /readyz answers: ready (a model is loaded), what is degraded, the versions each arm serves."""
         return self.engine.readiness()
 
     def __is_ready__(self) -> bool:

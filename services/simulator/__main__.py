@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--recommender-url", default=s.recommender_url, help="default %(default)s")
     g.add_argument("--kafka-bootstrap", default=s.kafka_bootstrap, help="default %(default)s")
     g.add_argument("--topic", default=s.topic_interactions, help="default %(default)s")
+    g.add_argument("--assignment-url", default=s.assignment_url,
+                   help="assignment service asked for each user's arm first (default %(default)s; '' = none)")
+    g.add_argument("--experiment", default="ranker_v1",
+                   help="experiment whose arm is requested from the recommender (default %(default)s; '' = none)")
     g.add_argument("--dry-run", action="store_true", help="send no events (no Kafka needed); count them")
     g.add_argument("--concurrency", type=int, default=s.simulator_concurrency,
                    help="sessions in flight at once (default %(default)s)")
@@ -89,6 +93,9 @@ def format_summary(m) -> str:
              f"CTR {m.ctr:.4f} per shown item, {m.list_ctr:.4f} of lists clicked  events {m.events}  "
              f"wall {m.wall_s:.1f} s",
              f"fallbacks {dict(m.fallbacks) or 0}  errors {dict(m.errors) or 0}"]
+    for arm, c in sorted(m.by_variant.items()):
+        lines.append(f"  arm {arm}: shown {c['shown']}  clicks {c['clicks']}  "
+                     f"CTR {c['clicks'] / c['shown'] if c['shown'] else 0:.4f}")
     for kind, hint in m.error_hints.items():
         lines.append(f"  {kind}: {hint}")
     return "\n".join(lines)

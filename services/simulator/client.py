@@ -1,6 +1,6 @@
-"""The simulator's calls to other services: the recommender (HTTP) and, later, the assignment service.
+"""The simulator's calls to other services: the assignment service and the recommender (HTTP).
 
-    session --assign_variant(user)--> variant | None --POST /recommend--> Served(items, request_id, ...)
+    session --Assigner.variant(user)--> variant | None --POST /recommend--> Served(items, request_id, ...)
 
 `Recommender.recommend` raises `RecommenderError` (with a fix in the message) on
 a connection failure, a timeout or a non-2xx answer; the runner counts it and
@@ -31,14 +31,32 @@ class Served:
     fallback: str | None
 
 
-def assign_variant(user_id: int) -> str | None:
-    """The experiment arm of `user_id`, or None when no assignment service exists (today).
+class Assigner:
+    """The experiment arm of a user from the assignment service (`minirec.ab.client`).
 
-    None means: send no `variant` in the request (the recommender serves control)
-    and label events with the variant the recommender says it served. Wire the
-    assignment service's call in here when it exists; nothing else changes.
+    `variant(user_id)` is None when no experiment is configured (url or experiment empty), when the
+    service cannot answer, or for users outside the experiment (`in_experiment` false): then no
+    `variant` is sent (the recommender serves control) and events carry the variant the recommender
+    says it served. A user in the experiment gets their arm, and the service logged their Exposure.
     """
-    return None
+
+    def __init__(self, url: str | None, experiment: str | None, timeout_s: float = 0.5):
+        self.url, self.experiment, self.timeout_s = url, experiment, timeout_s
+        self.unanswered = 0  # calls the service did not answer (counted; the session goes on)
+
+    def variant(self, user_id: int) -> str | None:
+        if not self.url or not self.experiment:
+            return None
+        from minirec.ab.client import assign_response
+
+        body = assign_response(self.url, user_id, self.experiment, timeout=self.timeout_s)
+        if body is None:
+            self.unanswered += 1
+            return None
+        return body["variant"] if body.get("in_experiment") else None
+
+
+NO_EXPERIMENT = Assigner(None, None)
 
 
 class Recommender:

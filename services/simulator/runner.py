@@ -1,7 +1,7 @@
 """The simulation loop: start each session on schedule, ask for a list, click, emit.
 
     plan + offsets --dispatcher (sleeps until start + offset)--> thread pool --play(session)-->
-        assign_variant -> POST /recommend -> ClickModel.click -> Interaction events -> sink
+        Assigner.variant -> POST /recommend -> ClickModel.click -> Interaction events -> sink
 
 Sessions start at wall time `start + offset` (see replay.offsets_s) and run on
 a pool of `concurrency` threads, so a slow answer delays no other session's
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from minirec.events import Interaction
 from services.simulator.clicks import ClickModel, session_rng
-from services.simulator.client import Recommender, RecommenderError, assign_variant
+from services.simulator.client import NO_EXPERIMENT, Assigner, Recommender, RecommenderError
 from services.simulator.replay import Session
 from services.simulator.scenarios import Scenario
 
@@ -53,6 +53,7 @@ class Summary:
     fallbacks: Counter = field(default_factory=Counter)  # lists the recommender served from popularity
     errors: Counter = field(default_factory=Counter)  # kind -> count
     error_hints: dict = field(default_factory=dict)  # kind -> last message (names the fix)
+    by_variant: dict = field(default_factory=dict)  # served variant -> {"shown": n, "clicks": n}
     skipped: int = 0  # sessions not started (duration bound or interrupt)
     wall_s: float = 0.0
 
@@ -71,12 +72,15 @@ class Summary:
                 "ctr": round(self.ctr, 5), "list_ctr": round(self.list_ctr, 5),
                 "relevant_clicks": self.relevant_clicks, "organic_clicks": self.organic_clicks,
                 "ratings": self.ratings, "events": self.events, "fallbacks": dict(self.fallbacks),
-                "errors": dict(self.errors), "skipped": self.skipped, "wall_s": round(self.wall_s, 2)}
+                "errors": dict(self.errors), "by_variant": {k: dict(v) for k, v in self.by_variant.items()},
+                "skipped": self.skipped, "wall_s": round(self.wall_s, 2)}
 
 
 class Runner:
-    def __init__(self, recommender: Recommender, sink, model: ClickModel, scenario: Scenario, cfg: RunConfig):
+    def __init__(self, recommender: Recommender, sink, model: ClickModel, scenario: Scenario, cfg: RunConfig,
+                 assigner: Assigner = NO_EXPERIMENT):
         self.rec, self.sink, self.model, self.scenario, self.cfg = recommender, sink, model, scenario, cfg
+        self.assigner = assigner
         self.summary = Summary()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -85,7 +89,7 @@ class Runner:
         """One session: list, clicks, events. Never raises for a service failure (counts it)."""
         rng = session_rng(self.cfg.seed, s.user_id, s.index)
         try:
-            served = self.rec.recommend(s.user_id, self.cfg.k, self.cfg.exclude_seen, assign_variant(s.user_id))
+            served = self.rec.recommend(s.user_id, self.cfg.k, self.cfg.exclude_seen, self.assigner.variant(s.user_id))
         except RecommenderError as exc:
             with self._lock:
                 self.summary.errors[exc.kind] += 1
@@ -116,6 +120,9 @@ class Runner:
             m.events += len(events)
             if served.fallback:
                 m.fallbacks[served.fallback] += 1
+            arm = m.by_variant.setdefault(served.variant or "control", {"shown": 0, "clicks": 0})
+            arm["shown"] += len(served.items)
+            arm["clicks"] += len(positions)
 
     def run(self, plan: list[Session], offsets: list[float], on_done: Callable[[], None] | None = None) -> Summary:
         """Play `plan` on schedule; returns the summary (also on KeyboardInterrupt)."""

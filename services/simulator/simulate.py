@@ -9,7 +9,7 @@ from pathlib import Path
 
 from services.simulator import replay, scenarios
 from services.simulator.clicks import ClickModel
-from services.simulator.client import Recommender
+from services.simulator.client import Assigner, Recommender
 from services.simulator.producer import DrySink, KafkaSink
 from services.simulator.runner import RunConfig, Runner, Summary
 
@@ -35,8 +35,11 @@ def simulate(*, data_dir: Path, recommender_url: str, kafka_bootstrap: str, topi
              session_gap_s: float = replay.SESSION_GAP_S, k: int = 10, seed: int = 0, scenario: str = "none",
              noise: float = 0.02, max_attract: float = 0.9, ratings: bool = False, exclude_seen: bool = True,
              dry_run: bool = False, concurrency: int = 8, timeout_s: float = 5.0, progress: bool = True,
-             sink=None) -> Summary:
-    """Replay the held-out period against `recommender_url`; events to `topic` (or `sink`, or nowhere)."""
+             sink=None, assignment_url: str | None = None, experiment: str | None = None) -> Summary:
+    """Replay the held-out period against `recommender_url`; events to `topic` (or `sink`, or nowhere).
+
+    With `assignment_url` and `experiment`, each session first asks the assignment service for the
+    user's arm and requests that variant, so clicks carry the arm."""
     if not 1 <= k <= 100:
         raise SimulateError(f"--k must be in 1..100 (the recommender's limit), got {k}")
     if concurrency < 1:
@@ -56,7 +59,8 @@ def simulate(*, data_dir: Path, recommender_url: str, kafka_bootstrap: str, topi
         sink = DrySink() if dry_run else KafkaSink(kafka_bootstrap, topic)
     rec = Recommender(recommender_url, timeout_s=timeout_s)
     runner = Runner(rec, sink, model, scen, RunConfig(k=k, seed=seed, exclude_seen=exclude_seen, ratings=ratings,
-                                                      concurrency=concurrency, duration_s=duration_s))
+                                                      concurrency=concurrency, duration_s=duration_s),
+                    Assigner(assignment_url, experiment))
     bar = None
     if progress:
         from tqdm import tqdm

@@ -17,6 +17,15 @@ def test_apps_use_the_settings(tmp_path):
     assert apps["recommender"].ports == [3998] and apps["recommender"].argv[-2:] == ["-m", "services.recommender"]
 
 
+def test_assignment_app_uses_the_settings(tmp_path):
+    s = Settings(run_dir=tmp_path / "run", assignment_port=3997)
+    app = next(a for a in stack.apps(s) if a.name == "assignment")
+    assert app.ports == [3997] and app.host == s.assignment_host
+    assert app.argv[-2:] == ["-m", "services.assignment"]
+    assert app.state_dir == tmp_path / "run" / "assignment"
+    assert [a.name for a in stack.apps(s)] == ["stream", "recommender", "assignment"]
+
+
 def test_up_apps_without_a_feast_registry_names_the_fix(tmp_path):
     s = Settings(run_dir=tmp_path / "run", feature_repo_dir=tmp_path / "repo")
     with pytest.raises(InfraError, match="make train"):
@@ -28,4 +37,5 @@ def test_status_reports_a_stopped_app_as_optional(tmp_path):
     s = Settings(run_dir=tmp_path / "run")
     rows = {r["name"]: r for r in stack.status(s)}
     assert rows["stream"]["optional"] is True and rows["stream"]["running"] is False
+    assert rows["assignment"]["optional"] is True and rows["assignment"]["running"] is False
     assert "optional" not in rows["redis"]

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 
 from services.recommender.schemas import samples
-from tests.serving.conftest import metric_sum, metric_values
+from tests.serving.conftest import (
+    heaviest_user,
+    metric_sum,
+    metric_values,
+    permuted_bundle,
+    register_model,
+    serve,
+    service_env,
+    world_bundle_dir,
+)
 
 
 def _check_items(items, k):
@@ -29,7 +40,9 @@ def test_recommend_contract(recommender, world):
     r = recommender.post("/recommend", {"user_id": uid, "k": 7, "timings": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"items", "model_version", "variant", "request_id", "fallback", "timings_ms"}
+    assert set(body) == {"items", "model_version", "variant", "request_id", "fallback", "exclude_seen_honoured",
+                         "timings_ms"}
+    assert body["exclude_seen_honoured"] is True
     assert len(_check_items(body["items"], 7)) == 7
     assert body["model_version"] == world.tags[0] and body["variant"] == "control" and body["fallback"] is None
     assert set(body["timings_ms"]) >= {"features", "encode", "retrieve", "filter", "total"}
@@ -56,12 +69,14 @@ def test_seen_items_never_returned(recommender, world):
     assert hits_when_allowed > 0, "the filter is not what removes seen items (none came back unfiltered either)"
 
 
-def test_k_larger_than_what_is_left_returns_what_is_left(recommender, world):
-    uid = int(world.users().sort_values("n").iloc[-1]["user_id"])
-    n_items = 300
+def test_k_larger_than_what_is_left_returns_exactly_what_is_left(recommender, world, planted):
+    catalogue = {int(i) for i in np.load(world_bundle_dir(world) / "item_ids.npy")}
+    left = set(sorted(catalogue - world.seen(heaviest_user(world)))[:7])  # not in the copied history either
+    uid = planted(seen=catalogue - left)  # every other film of the catalogue is seen
     body = recommender.post("/recommend", {"user_id": uid, "k": 100}).json()
+    assert body["fallback"] is None, body
     ids = _check_items(body["items"], 100)
-    assert 0 < len(ids) <= n_items - len(world.seen(uid))
+    assert len(ids) == 7 and set(ids) == left, "k=100 with 7 unseen films left must return exactly those 7"
 
 
 def test_cold_user_gets_popularity_fallback(recommender):
@@ -71,10 +86,36 @@ def test_cold_user_gets_popularity_fallback(recommender):
     assert [i["item_id"] for i in a["items"]] == [i["item_id"] for i in b["items"]]  # the popularity list
 
 
-def test_variant_is_honoured(recommender, world):
-    uid = int(world.users().iloc[0]["user_id"])
-    body = recommender.post("/recommend", {"user_id": uid, "variant": "treatment"}).json()
-    assert body["variant"] == "treatment" and body["model_version"] == world.tags[0]
+@pytest.fixture(scope="module")
+def two_arms(world, kafka_broker, impressions_topic, tmp_path_factory):
+    """A recommender whose store holds two different models: production (the world's) for control,
+    a candidate with a shuffled item-id map for treatment."""
+    home = tmp_path_factory.mktemp("two_arms")
+    store = home / "models"
+    shutil.copytree(world.model_store, store)
+    perm = permuted_bundle(world, home / "bundle_b")
+    tag = register_model(store, home / "bundle_b", "permuted", stage="candidate")
+    env = service_env(world, kafka_bootstrap=kafka_broker.bootstrap, topic=impressions_topic, model_store=store)
+    running = serve(home / "svc", env)
+    yield running, perm, tag
+    running.stop()
+
+
+def test_each_variant_serves_its_own_model(two_arms, world):
+    svc, perm, candidate = two_arms
+    uid = heaviest_user(world)
+    ask = {"user_id": uid, "k": 10, "exclude_seen": False}
+    c = svc.post("/recommend", {**ask, "variant": "control"}).json()
+    t = svc.post("/recommend", {**ask, "variant": "treatment"}).json()
+    assert (c["variant"], c["model_version"]) == ("control", world.tags[0])
+    assert (t["variant"], t["model_version"]) == ("treatment", candidate) and candidate != world.tags[0]
+    c_ids, t_ids = [i["item_id"] for i in c["items"]], [i["item_id"] for i in t["items"]]
+    assert len(c_ids) == 10 and t_ids != c_ids
+    # same towers, other id map: the treatment answer is the control answer read through its own map
+    assert t_ids == [perm[i] for i in c_ids]
+    assert [i["score"] for i in t["items"]] == [i["score"] for i in c["items"]]
+    status = svc.post("/status", {}).json()
+    assert status["models"] == {"control": world.tags[0], "treatment": candidate}
 
 
 def test_similar_items(recommender):
@@ -111,11 +152,14 @@ def test_malformed_json_and_huge_body_are_4xx(recommender):
 
 
 def test_readiness_and_metrics(recommender, world):
-    assert recommender.client.get("/readyz").status_code == 200
+    r = recommender.client.get("/readyz")
+    assert r.status_code == 200 and r.json()["ready"] is True and r.json()["degraded"] == [], r.text
     status = recommender.post("/status", {}).json()
     assert status["model"] and status["online_store"] and status["models"]["control"] == world.tags[0]
     recommender.post("/recommend", {"user_id": 987654323})
     text = recommender.metrics()
+    assert metric_sum(text, "recommender_online_store_up") == 1
+    assert "recommender_impression_queue_depth" in text
     assert metric_values(text, "recommender_model_info")  # labelled with the version
     assert any(world.tags[0] in k for k, v in metric_values(text, "recommender_model_info").items() if v == 1)
     assert metric_sum(text, "recommender_fallbacks_total", 'reason="cold_start"') >= 1

@@ -97,3 +97,21 @@ models: ## list the two-tower models in the BentoML registry with stage and vali
 
 simulate: ## replay MovieLens' held-out period as live users against the recommender -> Kafka interactions, e.g. make simulate ARGS="--users 500 --speedup 3600" (--help lists the flags)
 	@$(PY) -m services.simulator $(ARGS)
+
+## --- drift monitor (monitoring/drift) ---
+.PHONY: drift drift-once drift-eval drift-ui bench-drift
+
+drift: setup ## the drift monitor loop: closed lake windows vs the training reference (Evidently), /metrics + Alertmanager webhook on DRIFT_METRICS_PORT
+	@$(PY) -m monitoring.drift loop $(ARGS)
+
+drift-once: setup ## compare the closed windows not handled yet and print one JSON line each (ARGS="--lateness 0" reads a window as soon as it ends)
+	@$(PY) -m monitoring.drift once $(ARGS)
+
+drift-eval: setup data ## no-drift false-alarm rate and detection delay per simulator scenario -> artifacts/drift/eval.json
+	@$(PY) -m monitoring.drift eval $(ARGS)
+
+drift-ui: setup ## Evidently UI over the drift workspace on 127.0.0.1:DRIFT_UI_PORT (DO_NOT_TRACK=1)
+	@$(PY) -m monitoring.drift ui
+
+bench-drift: setup data ## seconds per drift window vs window size (1k, 10k, 100k rows) and the share inside Evidently -> artifacts/bench/drift.{json,png}
+	@$(PY) loadtests/bench_drift.py $(ARGS)

@@ -72,12 +72,22 @@ def popularity_percentiles(label_items: pd.Series, catalogue: pd.Series) -> dict
     return {int(i): float(p) for i, p in pct.items()}
 
 
+def _category(v) -> str:
+    """One categorical value as text: missing -> "unknown"; 2 and 2.0 -> "2" (a column with a missing
+    value comes back from Feast or pandas as float, and "2.0" must not be a new category)."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return UNKNOWN
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def feature_columns(df: pd.DataFrame) -> pd.DataFrame:
     """User-feature rows in the compared form: categoricals as strings, unknown users filled."""
     out = pd.DataFrame(index=df.index)
     for c in FEATURE_CAT:
         col = df[c] if c in df else pd.Series(None, index=df.index, dtype=object)
-        out[c] = col.map(lambda v: UNKNOWN if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        out[c] = col.map(_category)
     for c in FEATURE_NUM:
         if c == "n_last_items" and c not in df and "last_items" in df:
             col = df["last_items"].map(lambda v: 0 if v is None or (isinstance(v, float) and np.isnan(v)) else len(v))

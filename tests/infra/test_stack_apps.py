@@ -1,4 +1,4 @@
-"""The stream processor as a native app of the stack (`make stack`)."""
+"""The stream processor and the drift monitor as native apps of the stack (`make stack`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ from minirec.settings import Settings
 
 
 def test_stream_app_uses_the_settings(tmp_path):
-    s = Settings(run_dir=tmp_path / "run", stream_metrics_port=3999)
-    (app,) = stack.apps(s)
+    s = Settings(run_dir=tmp_path / "run", stream_metrics_port=3999, drift_metrics_port=3998)
+    app, drift = stack.apps(s)
     assert app.name == "stream" and app.ports == [3999]
     assert app.argv[-2:] == ["-m", "services.stream"]
     assert app.state_dir == tmp_path / "run" / "stream"
+    assert drift.name == "drift" and drift.ports == [3998] and drift.argv[-3:] == ["-m", "monitoring.drift", "loop"]
+    assert drift.env["DO_NOT_TRACK"] == "1"  # Evidently's telemetry stays off
+
+
+def test_alertmanager_is_part_of_the_infrastructure(tmp_path):
+    s = Settings(run_dir=tmp_path / "run", alertmanager_port=3997, drift_metrics_port=3998)
+    am = {srv.name: srv for srv in stack.servers(s)}["alertmanager"]
+    assert am.ports == [3997] and "--cluster.listen-address=" in am.argv
 
 
 def test_up_apps_without_a_feast_registry_names_the_fix(tmp_path):

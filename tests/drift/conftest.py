@@ -15,6 +15,7 @@ from monitoring.drift.job import DriftConfig, DriftJob
 from monitoring.drift.metrics import DriftMetrics
 from monitoring.drift.trigger import AuditLog, Retrainer, Trigger, TriggerConfig
 from services.stream.lake import LakeWriter
+from tests.stream.conftest import offline_tables  # noqa: F401 - the stream tests' tiny Feast tables
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -97,5 +98,6 @@ def lake_job(study, tmp_path, ml_reference, movielens, methods):
                        Retrainer(command="true", cwd=tmp_path, log_dir=cfg.state_dir))
         return DriftJob(cfg, UserTable(scenario_windows), metrics, trig), metrics
     return make
+
 
 

@@ -1,9 +1,9 @@
 """The drift job over a real event lake (written by the stream processor's LakeWriter): windows,
 outcome baseline, streak, trigger decisions, audit, gauges, workspace and HTML report.
 
-The online store is not started here: the user features come from a table of the study's
-per-user features (the job takes any `lookup(user_ids) -> rows`); the Feast online read
-itself is the one the recommender's parity test covers."""
+The user features come from a table of the study's
+per-user features (the job takes any `lookup(user_ids) -> rows`), so the windows hold the study's
+known distributions; the Feast online read itself is tested in test_features.py against a real Redis."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from Prometheus's HTTP API after the job compared windows (no-drift, then a new-
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.parse
 import urllib.request
@@ -15,25 +14,20 @@ import yaml
 
 from minirec.infra.process import InfraError, free_port
 from minirec.infra.prometheus import RULES_DIR, prometheus_server
+from minirec.promnames import dashboard_exprs, rule_exprs, scraped_names, used_names
 from minirec.settings import REPO_ROOT
 from monitoring.drift.server import serve
 from tests.conftest import service_unavailable
 
 DASHBOARD = REPO_ROOT / "monitoring" / "grafana" / "dashboards" / "drift.json"
-NAME = re.compile(r"\b(drift_[a-z_]+)\b")
 
 
 def panel_exprs() -> list[str]:
-    return [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
+    return dashboard_exprs(json.loads(DASHBOARD.read_text()))
 
 
-def rule_exprs() -> list[str]:
-    groups = yaml.safe_load((RULES_DIR / "minirec.yml").read_text())["groups"]
-    return [r["expr"] for g in groups if g["name"] == "drift" for r in g["rules"]]
-
-
-def scraped_names(text: str) -> set[str]:
-    return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+def drift_rules() -> list[str]:
+    return rule_exprs(yaml.safe_load((RULES_DIR / "minirec.yml").read_text()), "drift")
 
 
 def query(base: str, promql: str) -> dict:
@@ -66,7 +60,7 @@ def live(study, lake_job, tmp_path):
 def test_dashboard_and_rules_use_live_names_and_every_panel_returns_data(live):
     drift_url, prom = live
     names = scraped_names(urllib.request.urlopen(f"{drift_url}/metrics", timeout=5).read().decode())
-    used = {n for e in panel_exprs() + rule_exprs() for n in NAME.findall(e)}
+    used = used_names(panel_exprs() + drift_rules(), ["drift_"])
     assert used and used <= names, f"not in the live scrape: {sorted(used - names)}"
     deadline = time.monotonic() + 60  # two scrapes at 5 s are enough for increase(); the rest is load
     empty = panel_exprs()
@@ -74,7 +68,7 @@ def test_dashboard_and_rules_use_live_names_and_every_panel_returns_data(live):
         empty = [e for e in panel_exprs() if not query(prom, e)["data"]["result"]]
         time.sleep(2)
     assert not empty, f"panels without data after 60 s: {empty}"
-    for e in panel_exprs() + rule_exprs():
+    for e in panel_exprs() + drift_rules():
         assert query(prom, e)["status"] == "success", e
     flag = query(prom, "drift_dataset_drift")["data"]["result"]
     assert flag and flag[0]["value"][1] == "1"  # the last window (new users) drifted

@@ -66,6 +66,9 @@ def cmd_loop(s, a) -> int:
                 print(json.dumps(rep.summary(), default=str), flush=True)
         except FileNotFoundError as exc:  # no reference yet: say so and keep serving
             log.warning("%s", exc)
+        except Exception:  # noqa: BLE001 - a bad window must not stop the monitor; it is logged and retried
+            log.exception("drift pass failed; retrying in %.0f s", s.drift_interval_s)
+            metrics.windows.labels("error").inc()
         stop.wait(s.drift_interval_s)
     httpd.shutdown()
     return 0

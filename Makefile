@@ -65,7 +65,7 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 ## --- stream processor ---
 .PHONY: stack stream bench-stream
 
-stack: up ## infrastructure plus the stream processor, the recommender and the assignment service in the background (trains first when no Feast registry exists); `make down` stops all
+stack: up ## infrastructure plus the stream processor, the recommender, the assignment service and the drift monitor in the background (trains first when no Feast registry exists); `make down` stops all
 	@[ -f "$$($(PY) -c 'from minirec.settings import get_settings as g; print(g().feature_repo_path)')/data/registry.db" ] \
 		|| $(MAKE) --no-print-directory train
 	@$(PY) -m minirec.cli up-apps
@@ -113,3 +113,21 @@ ab-validate: setup ## simulation studies of the readout statistics (A/A, peeking
 
 bench-assignment: setup ## assignment service vs a bare ASGI endpoint on the same uvicorn: saturation rps, p99 at a fixed rate -> artifacts/bench/assignment.json
 	@$(PY) loadtests/bench_assignment.py $(ARGS)
+
+## --- drift monitor (monitoring/drift) ---
+.PHONY: drift drift-once drift-eval drift-ui bench-drift
+
+drift: setup ## the drift monitor loop: closed lake windows vs the training reference (Evidently), /metrics + Alertmanager webhook on DRIFT_METRICS_PORT
+	@$(PY) -m monitoring.drift loop $(ARGS)
+
+drift-once: setup ## compare the closed windows not handled yet and print one JSON line each (ARGS="--lateness 0" reads a window as soon as it ends)
+	@$(PY) -m monitoring.drift once $(ARGS)
+
+drift-eval: setup data ## no-drift false-alarm rate and detection delay per simulator scenario -> artifacts/drift/eval.json
+	@$(PY) -m monitoring.drift eval $(ARGS)
+
+drift-ui: setup ## Evidently UI over the drift workspace on 127.0.0.1:DRIFT_UI_PORT (DO_NOT_TRACK=1)
+	@$(PY) -m monitoring.drift ui
+
+bench-drift: setup data ## seconds per drift window vs window size (1k, 10k, 100k rows) and the share inside Evidently -> artifacts/bench/drift.{json,png}
+	@$(PY) loadtests/bench_drift.py $(ARGS)

@@ -95,6 +95,37 @@ class Settings(BaseSettings):
     assignment_redis_timeout_ms: int = Field(50, ge=1)  # audience lookup; slower = "audience_unknown"
     assignment_max_body_bytes: int = Field(4096, ge=64)  # larger POST bodies get a 413
 
+    # --- drift monitor (monitoring/drift; `make drift`) ---
+    drift_dir: Path = Path("run/drift")  # state, baseline, audit log, Evidently workspace, HTML reports
+    drift_reference_dir: Path = Path("artifacts/latest/reference")  # what export_reference wrote
+    drift_lake_dir: Path = Path("data/lake")  # the stream processor's event lake
+    drift_window_s: float = Field(60.0, gt=0)  # tumbling windows of event time
+    drift_lateness_s: float = Field(5.0, ge=0)  # a window is read this long after its end (late events)
+    drift_interval_s: float = Field(10.0, gt=0)  # how often the loop looks for closed windows
+    drift_min_impressions: int = Field(200, ge=1)  # smaller windows are recorded as too_small, not compared
+    drift_share: float = Field(0.5, gt=0, le=1)  # user-feature drift when this share of columns drifts
+    drift_num_method: str = "wasserstein"  # numeric columns vs the training reference (Evidently name)
+    drift_num_threshold: float = Field(0.1, gt=0)
+    drift_cat_method: str = "psi"  # categorical columns vs the training reference
+    drift_cat_threshold: float = Field(0.1, gt=0)
+    drift_score_threshold: float = Field(0.2, gt=0)  # score columns (judged alone: above window noise)
+    drift_outcome_p: float = Field(0.002, gt=0, lt=1)  # p-value threshold of the outcome tests vs the baseline
+    drift_baseline_windows: int = Field(3, ge=1)  # served windows pooled as the outcome baseline per model
+    drift_metrics_host: str = "127.0.0.1"
+    drift_metrics_port: int = Field(3006, ge=1, le=65535)  # /metrics and the Alertmanager webhook
+    drift_ui_port: int = Field(8000, ge=1, le=65535)  # `evidently ui` over the workspace
+    drift_trigger_windows: int = Field(3, ge=1)  # sustained drift: this many drifted windows in a row
+    drift_cooldown_s: float = Field(3600.0, ge=0)  # no second retrain within this time of the last one
+    drift_dry_run: bool = False  # decide and audit, but trigger nothing
+    drift_trigger_mode: str = "alertmanager"  # alertmanager (webhook) | job (the loop decides itself)
+    drift_train_command: str = "make --no-print-directory train"  # native retrain when Airflow is not set
+    drift_airflow_url: str = ""  # e.g. http://127.0.0.1:8080; empty: retrain natively
+    drift_airflow_dag: str = "train_two_tower"
+    drift_airflow_user: str = "admin"
+    drift_airflow_password: str = ""  # empty: read run/airflow's generated standalone password file
+    alertmanager_host: str = "127.0.0.1"
+    alertmanager_port: int = Field(9095, ge=1, le=65535)  # 9093 is Kafka's controller, 9094 AM's cluster
+
     # --- Airflow ---
     airflow_port: int = Field(8080, ge=1, le=65535)
     postgres_port: int = Field(5432, ge=1, le=65535)
@@ -164,6 +195,23 @@ class Settings(BaseSettings):
     @property
     def assignment_experiments_path(self) -> Path:
         return self.path(self.assignment_experiments)
+
+    # --- drift monitor ---
+    @property
+    def drift_path(self) -> Path:
+        return self.path(self.drift_dir)
+
+    @property
+    def drift_reference_path(self) -> Path:
+        return self.path(self.drift_reference_dir)
+
+    @property
+    def drift_lake_path(self) -> Path:
+        return self.path(self.drift_lake_dir)
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.alertmanager_host}:{self.alertmanager_port}"
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from minirec.infra.process import InfraError, Server, require_binary
 from minirec.settings import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "monitoring" / "prometheus" / "prometheus.yml.tmpl"
+RULES_DIR = REPO_ROOT / "monitoring" / "prometheus" / "rules"
 
 
 def render_config(values: dict[str, str], template: Path = TEMPLATE) -> str:
@@ -43,6 +44,9 @@ def prometheus_server(home: Path, host: str, port: int, values: dict[str, str] |
         "RECOMMENDER_SCRAPE": f"{cfg.recommender_host}:{cfg.recommender_port}",
         "STREAM_SCRAPE": f"{cfg.stream_metrics_host}:{cfg.stream_metrics_port}",
         "ASSIGNMENT_SCRAPE": f"{cfg.assignment_host}:{cfg.assignment_port}",
+        "DRIFT_SCRAPE": f"{cfg.drift_metrics_host}:{cfg.drift_metrics_port}",
+        "ALERTMANAGER_TARGET": f"{cfg.alertmanager_host}:{cfg.alertmanager_port}",
+        "PROMETHEUS_RULES": str(RULES_DIR / "*.yml"),
         **(values or {}),
     }
 

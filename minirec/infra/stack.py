@@ -6,6 +6,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from minirec.infra.alertmanager import alertmanager_server
 from minirec.infra.kafka import create_topics, kafka_server
 from minirec.infra.process import InfraError, Server
 from minirec.infra.prometheus import prometheus_server
@@ -26,6 +27,8 @@ def servers(s: Settings) -> list[Server]:
         kafka_server(run / "kafka", s.kafka_host, s.kafka_port, s.kafka_controller_port,
                      heap_mb=s.kafka_heap_mb, partitions=s.kafka_partitions, libs=kafka_libs(s)),
         prometheus_server(run / "prometheus", s.prometheus_host, s.prometheus_port),
+        alertmanager_server(run / "alertmanager", s.alertmanager_host, s.alertmanager_port,
+                            webhook=f"{s.drift_metrics_host}:{s.drift_metrics_port}"),
     ]
 
 
@@ -64,9 +67,19 @@ def assignment_server(s: Settings) -> Server:
                   hint="it needs Kafka (`make up`) and a valid ASSIGNMENT_EXPERIMENTS file; read the log")
 
 
+def drift_server(s: Settings) -> Server:
+    """The drift monitor loop (`make drift` in the background): /metrics and the Alertmanager webhook.
+    It starts without a reference (it says so in its log and waits for `make train`)."""
+    url = f"http://{s.drift_metrics_host}:{s.drift_metrics_port}/healthz"
+    return Server(name="drift", argv=[sys.executable, "-m", "monitoring.drift", "loop"], host=s.drift_metrics_host,
+                  ports=[s.drift_metrics_port], state_dir=s.run_path / "drift-proc",
+                  health=lambda: _metrics_answer(url), cwd=REPO_ROOT, start_timeout_s=120,
+                  env={"DO_NOT_TRACK": "1"}, hint="read the log; `make drift` runs it in the foreground")
+
+
 def apps(s: Settings) -> list[Server]:
     """The project's own long-running processes that `make stack` starts after the infrastructure."""
-    return [stream_server(s), recommender_server(s), assignment_server(s)]
+    return [stream_server(s), recommender_server(s), assignment_server(s), drift_server(s)]
 
 
 def up_apps(s: Settings, echo=print) -> None:

@@ -1,4 +1,4 @@
-"""The project's own services as native apps of the stack (`make stack`)."""
+"""The project's own services as native apps of the stack (`make stack`), and Alertmanager."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from minirec.settings import Settings
 
 
 def test_apps_use_the_settings(tmp_path):
-    s = Settings(run_dir=tmp_path / "run", stream_metrics_port=3999, recommender_port=3998)
+    s = Settings(run_dir=tmp_path / "run", stream_metrics_port=3999, recommender_port=3998, drift_metrics_port=3996)
     apps = {a.name: a for a in stack.apps(s)}
     assert apps["stream"].ports == [3999] and apps["stream"].argv[-2:] == ["-m", "services.stream"]
     assert apps["stream"].state_dir == tmp_path / "run" / "stream"
     assert apps["recommender"].ports == [3998] and apps["recommender"].argv[-2:] == ["-m", "services.recommender"]
+    drift = apps["drift"]
+    assert drift.ports == [3996] and drift.argv[-3:] == ["-m", "monitoring.drift", "loop"]
+    assert drift.env["DO_NOT_TRACK"] == "1"  # Evidently's telemetry stays off
 
 
 def test_assignment_app_uses_the_settings(tmp_path):
@@ -23,7 +26,13 @@ def test_assignment_app_uses_the_settings(tmp_path):
     assert app.ports == [3997] and app.host == s.assignment_host
     assert app.argv[-2:] == ["-m", "services.assignment"]
     assert app.state_dir == tmp_path / "run" / "assignment"
-    assert [a.name for a in stack.apps(s)] == ["stream", "recommender", "assignment"]
+    assert [a.name for a in stack.apps(s)] == ["stream", "recommender", "assignment", "drift"]
+
+
+def test_alertmanager_is_part_of_the_infrastructure(tmp_path):
+    s = Settings(run_dir=tmp_path / "run", alertmanager_port=3995, drift_metrics_port=3998)
+    am = {srv.name: srv for srv in stack.servers(s)}["alertmanager"]
+    assert am.ports == [3995] and "--cluster.listen-address=" in am.argv
 
 
 def test_up_apps_without_a_feast_registry_names_the_fix(tmp_path):

@@ -137,7 +137,7 @@ class InProcess:
         # produce only once the group has settled: a rebalance mid-batch makes the commit fail and the
         # batch replay (correct, but then a dead letter is sent twice and exact counter checks would flake)
         n = 3 * len(cfg.topics)
-        wait_for(lambda: len(self.app.consumer.assignment()) == n, 30, f"the consumer to own {n} partitions")
+        wait_for(lambda: len(self.app.consumer.assignment()) == n, 120, f"the consumer to own {n} partitions")
 
     def metric(self, name: str, **labels) -> float:
         return self.app.metrics.registry.get_sample_value(name, labels) or 0.0

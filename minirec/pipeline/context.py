@@ -22,7 +22,9 @@ import pandas as pd
 from minirec.settings import REPO_ROOT, get_settings
 from minirec.train.trainer import TrainConfig
 
-MODEL_KEY = "two_tower"
+MODEL_KEY = "two_tower"  # the model as served
+MODEL_VIEWS = ("retrieval_only", "learned_only")  # parts of the candidate, evaluated beside it (never baselines)
+BASELINES = ("most_popular", "recent_popular", "item_knn", "als_mf")
 
 
 class PipelineError(RuntimeError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from minirec.pipeline.context import (
+    BASELINES,
     MODEL_KEY,
     RunContext,
     catalogue,
@@ -58,7 +59,9 @@ def gate(ctx: RunContext) -> dict[str, Any]:
             raise GateError(f"cannot re-score production {prod.tag} on this run's validation set "
                             f"({type(exc).__name__}: {exc}); nothing was promoted; compare by hand and "
                             "promote with `make promote TAG=...` if the candidate is wanted") from exc
-    decision = decide(valid, MODEL_KEY, prod_value, ctx.gate_tolerance)
+    # the candidate against the baselines only: its own parts (learned_only, ...) are not competitors
+    contenders = {k: v for k, v in valid.items() if k == MODEL_KEY or k in BASELINES}
+    decision = decide(contenders, MODEL_KEY, prod_value, ctx.gate_tolerance)
     out = {**decision.to_dict(), "production_tag": prod.tag if prod else None,
            "production_stored_valid_ndcg@10": prod.metadata.get("valid_ndcg@10") if prod else None}
     write_json(ctx.run_dir / "gate.json", out)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from minirec.train.metrics import KS, evaluate_rankings, top_k
+from minirec.train.metrics import KS, evaluate_rankings, summarize, top_k
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ class EvalSet:
     relevant: list[set[int]]  # item indices per user, unseen before the cut
     seen: np.ndarray  # (U_e, M) bool, interacted before the cut (masked at ranking)
 
+    @property
+    def warm(self) -> np.ndarray:
+        """(U_e,) bool: the user has history before the cut (cold users have none: only their
+        profile and what is popular can be used for them)."""
+        return self.seen.any(axis=1)
+
 
 def make_eval_set(history: pd.DataFrame, period: pd.DataFrame, cut: pd.Timestamp,
                   cat: Catalogue) -> EvalSet:
@@ -71,7 +77,13 @@ def make_eval_set(history: pd.DataFrame, period: pd.DataFrame, cut: pd.Timestamp
 
 def evaluate_scores(scores: np.ndarray, ev: EvalSet, n_items: int,
                     ks: tuple[int, ...] = KS) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray]:
-    """scores (U_e, M) -> (summary, per-user metrics, ranked (U_e, max K))."""
+    """scores (U_e, M) -> (summary, per-user metrics, ranked (U_e, max K)).
+
+    The summary holds the averages over all users plus `warm` and `cold` sub-entries with the
+    same keys (users with / without history before the cut)."""
     ranked = top_k(scores, max(ks), exclude=ev.seen)
     summary, per_user = evaluate_rankings(ranked, ev.relevant, n_items, ks)
+    warm = ev.warm
+    summary["warm"] = summarize(per_user, ranked, n_items, ks, rows=warm)
+    summary["cold"] = summarize(per_user, ranked, n_items, ks, rows=~warm)
     return summary, per_user, ranked

@@ -59,12 +59,21 @@ def evaluate_rankings(ranked: np.ndarray, relevant: Sequence[set[int]], n_items:
         rows = [user_metrics(ranked[u], relevant[u], k) for u in range(len(relevant))]
         for name in ("ndcg", "recall", "hit", "mrr"):
             per_user[f"{name}@{k}"] = np.array([r[name] for r in rows], dtype=np.float64)
-    summary = {key: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+    return summarize(per_user, ranked, n_items, ks), per_user
+
+
+def summarize(per_user: dict[str, np.ndarray], ranked: np.ndarray, n_items: int, ks: Sequence[int] = KS,
+              rows: np.ndarray | None = None) -> dict[str, float]:
+    """Averages of per-user metrics (NaN users left out), coverage and the user count, over `rows`
+    ((U,) bool, all users by default): the same keys for the whole population and for a group."""
+    rows = np.ones(len(ranked), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    summary = {key: float(np.nanmean(v[rows])) if np.isfinite(v[rows]).any() else float("nan")
                for key, v in per_user.items()}
     for k in ks:
-        summary[f"coverage@{k}"] = coverage(ranked[:, :k], n_items)
-    summary["users"] = int(sum(1 for r in relevant if len(r)))
-    return summary, per_user
+        summary[f"coverage@{k}"] = coverage(ranked[rows, :k], n_items)
+    first = next(iter(per_user.values()))
+    summary["users"] = int(np.isfinite(first[rows]).sum())
+    return summary
 
 
 def coverage(ranked: np.ndarray, n_items: int) -> float:

@@ -37,13 +37,13 @@ def _value(**kw) -> bytes:
 
 
 BAD_ROWS = {
-    "age_bucket out of range": {"age_bucket": _value(int64_val=N_AGE + 3)},
-    "negative age_bucket": {"age_bucket": _value(int64_val=-1)},
-    "negative count": {"u_cnt_all": _value(int64_val=-5)},
-    "infinite genre share": {"u_genre_share_90d": _value(float_list_val={"val": [float("inf")] * 19})},
-    "string where a number belongs": {"u_cnt_7d": _value(string_val="seven")},
-    "bytes that are not a Feast value": {"gender": b"\xff\xfe not a proto"},
-    "key is not a hash": {"<key>": "not a hash"},
+    "age_bucket-out-of-range": {"age_bucket": _value(int64_val=N_AGE + 3)},
+    "negative-age_bucket": {"age_bucket": _value(int64_val=-1)},
+    "negative-count": {"u_cnt_all": _value(int64_val=-5)},
+    "infinite-genre-share": {"u_genre_share_90d": _value(float_list_val={"val": [float("inf")] * 19})},
+    "string-for-a-count": {"u_cnt_7d": _value(string_val="seven")},
+    "not-a-feast-value": {"gender": b"\xff\xfe not a proto"},
+    "key-is-not-a-hash": {"<key>": "not a hash"},
 }
 
 

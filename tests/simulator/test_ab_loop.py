@@ -45,7 +45,7 @@ def test_simulated_experiment_names_the_better_arm(world, kafka_broker, redis_se
     proc = InProcess(stream_config(kafka_broker, topics, fw, lake))
     try:
         summary = simulate(data_dir=world.data_dir, recommender_url=rec.url, kafka_bootstrap=kafka_broker.bootstrap,
-                           topic=topics["interactions"], max_sessions=600, speedup=1e9, seed=3, noise=0.02,
+                           topic=topics["interactions"], max_sessions=1500, speedup=1e9, seed=3, noise=0.0,
                            exclude_seen=False, concurrency=8, progress=False, assignment_url=asg.url,
                            experiment="ranker_v1")
         assert summary.errors == {} and set(summary.by_variant) == {"control", "treatment"}, summary.as_dict()

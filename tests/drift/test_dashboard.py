@@ -46,7 +46,8 @@ def live(study, lake_job, tmp_path):
     httpd = serve("127.0.0.1", port, metrics.registry, job.trigger)
     prom = prometheus_server(tmp_path / "prom", "127.0.0.1", free_port(), values={
         "DRIFT_SCRAPE": f"127.0.0.1:{port}", "RECOMMENDER_SCRAPE": f"127.0.0.1:{free_port()}",
-        "STREAM_SCRAPE": f"127.0.0.1:{free_port()}", "ALERTMANAGER_TARGET": f"127.0.0.1:{free_port()}"})
+        "STREAM_SCRAPE": f"127.0.0.1:{free_port()}", "ALERTMANAGER_TARGET": f"127.0.0.1:{free_port()}",
+        "ASSIGNMENT_SCRAPE": f"127.0.0.1:{free_port()}"})
     try:
         prom.start()
     except InfraError as exc:

@@ -33,6 +33,7 @@ def native_config(tmp_path) -> str:
     s = get_settings()
     values = {"PROMETHEUS_SCRAPE_SELF": "127.0.0.1:9090", "RECOMMENDER_SCRAPE": "127.0.0.1:3001",
               "STREAM_SCRAPE": "127.0.0.1:3004", "DRIFT_SCRAPE": f"127.0.0.1:{s.drift_metrics_port}",
+              "ASSIGNMENT_SCRAPE": f"127.0.0.1:{s.assignment_port}",
               "ALERTMANAGER_TARGET": f"127.0.0.1:{s.alertmanager_port}", "PROMETHEUS_RULES": str(RULES_DIR / "*.yml")}
     path = tmp_path / "prometheus.yml"
     path.write_text(render_config(values, TEMPLATE))

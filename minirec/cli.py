@@ -86,7 +86,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from minirec.infra.kafka import kafka_topics
 
     s = get_settings()
-    result = stack.probe(s, timeout_s=args.timeout)
+    result = stack.probe(s, timeout_s=args.timeout, names=args.services)
     for name, ok in result.items():
         print(f"{name:<12}{'healthy' if ok else 'NOT healthy'}")
     if args.topics and result.get("kafka"):
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("probe", help="wait until each service answers its health check (no pid files)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait (default 180)")
     p.add_argument("--topics", action="store_true", help="also require every topic from .env")
+    p.add_argument("--services", nargs="+", help="check only these (e.g. redis kafka prometheus); default all")
     p.set_defaults(fn=_cmd_probe)
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
                            ("up-apps", _cmd_up_apps, "start the stream processor and the assignment service in the background (after `make train`)"),

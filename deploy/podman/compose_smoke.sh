@@ -80,7 +80,7 @@ say "podman-compose up (kafka, kafka-init, redis, prometheus) on ports kafka=$KA
 "${COMPOSE[@]}" up -d kafka kafka-init redis prometheus >"$WORK/up.log" 2>&1 || { tail -20 "$WORK/up.log"; exit 1; }
 
 say "health checks from the host"
-if ! "$PY" -m minirec.cli probe --timeout 180 --topics; then
+if ! "$PY" -m minirec.cli probe --timeout 180 --topics --services kafka redis prometheus; then
   for c in kafka kafka-init redis prometheus; do
     echo "--- logs $c"; podman logs --tail 15 "${PROJECT}_${c}_1" 2>&1 || true
   done

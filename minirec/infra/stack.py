@@ -116,15 +116,21 @@ def status(s: Settings) -> list[dict]:
     return rows
 
 
-def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0) -> dict[str, bool]:
-    """Health of each service by its own check only (no pid files): for servers
-    this process did not start, such as containers. Waits until all pass or the
-    timeout; returns name -> healthy."""
+def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0,
+          names: list[str] | None = None) -> dict[str, bool]:
+    """Health of each service (or of `names` only) by its own check (no pid files):
+    for servers this process did not start, such as containers. Waits until all
+    pass or the timeout; returns name -> healthy."""
     import time
 
+    chosen = [srv for srv in servers(s) if names is None or srv.name in names]
+    unknown = set(names or ()) - {srv.name for srv in chosen}
+    if unknown:
+        raise InfraError(f"unknown service(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(srv.name for srv in servers(s))}")
     deadline = time.monotonic() + timeout_s
     while True:
-        result = {srv.name: srv.healthy() for srv in servers(s)}
+        result = {srv.name: srv.healthy() for srv in chosen}
         if all(result.values()) or time.monotonic() > deadline:
             return result
         time.sleep(interval_s)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from minirec.infra import stack
 from minirec.infra.process import free_port
-from minirec.settings import REPO_ROOT
+from minirec.settings import REPO_ROOT, get_settings
 
 pytestmark = pytest.mark.smoke
 
@@ -38,7 +39,7 @@ def test_up_status_down_leaves_nothing(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "RUN_DIR": str(run_dir), "REDIS_PORT": str(free_port()),
            "KAFKA_PORT": str(free_port()), "KAFKA_CONTROLLER_PORT": str(free_port()),
-           "PROMETHEUS_PORT": str(free_port())}
+           "PROMETHEUS_PORT": str(free_port()), "ALERTMANAGER_PORT": str(free_port())}
     try:
         up = make("up", env)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -46,7 +47,8 @@ def test_up_status_down_leaves_nothing(tmp_path):
 
         status = make("status", env)
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("healthy") == 3
+        infra = len(stack.servers(get_settings()))  # redis, kafka, prometheus, alertmanager
+        assert infra == 4 and status.stdout.count("healthy") == infra
         assert processes_mentioning(str(run_dir)), "no server process found under the run dir"
 
         # data is kept across a restart: write a key, restart redis via down/up

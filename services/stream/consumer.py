@@ -113,13 +113,16 @@ class Processor:
                     fresh = self.lake.write(batch.events)
                     lake_done = True
                     self._count_outcomes(batch, fresh)
+                    first_seen = {e.event_id for e, new in zip(batch.events, fresh, strict=True) if new}
                 sink = "redis"
                 if not rows_done:
                     self.online.write(batch.interactions)
                     rows_done = True
                     now = time.time()
+                    # once per event: a replayed batch (rebalance, refused commit) is not observed again
                     for e in batch.interactions:
-                        self.metrics.freshness.observe(max(0.0, now - e.event_time.timestamp()))
+                        if e.event_id in first_seen:
+                            self.metrics.freshness.observe(max(0.0, now - e.event_time.timestamp()))
                 sink = "kafka"
                 if not letters_done:
                     self.deadletters.send(batch.letters)

@@ -4,7 +4,7 @@
                                             | deadletter
     stream_deadlettered_total{reason}       bad_json | schema | unknown_id
     stream_consumer_lag{topic,partition}    high watermark - consumer position (messages)
-    stream_freshness_seconds                interactions: event_time -> the batch's Feast push returned
+    stream_freshness_seconds                interactions: event_time -> the batch's Feast push returned (first processing only)
                                             (visible to the recommender); wall clock, so it only means
                                             something for live events (a replay of old events lands in +Inf)
     stream_batch_seconds                    one batch: decode, lake, online, dead letters, commit

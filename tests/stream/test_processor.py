@@ -76,8 +76,10 @@ def test_interaction_reaches_online_features_seen_set_and_lake(kafka_broker, top
 
         # a replay of the same events (same event_ids) changes neither the lake nor the counts
         produce(kafka_broker.bootstrap, topics["interactions"], events_msgs(clicks))
-        wait_for(lambda: proc.metric("stream_events_total", topic=topics["interactions"], outcome="duplicate") == 4,
+        # >= 4: a rebalance under load may replay a batch once more, which is counted as duplicates too
+        wait_for(lambda: proc.metric("stream_events_total", topic=topics["interactions"], outcome="duplicate") >= 4,
                  BOUND_S, "4 duplicates counted")
+        assert proc.metric("stream_freshness_seconds_count") == 4  # replays are not observed again
         assert len(read_lake(lake)) == 4
         row2 = online_row(feast_world, uid)
         assert (row2["u_cnt_1h"], row2["u_cnt_24h"], list(row2["last_items"])) == (1, 3, [3, 7])

@@ -10,13 +10,14 @@ import pytest
 import redis
 import torch
 
+from minirec.model.user_encoder import FastUserEncoder
 from services.recommender.features import (
     OnlineFeatures,
     feast_entity_key,
     feast_field,
     layout_from_feast,
 )
-from services.recommender.retrieval import FastUserEncoder, top_k
+from services.recommender.retrieval import top_k
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,10 @@ ARTIFACTS: dict[str, Artifact] = {a.path: a for a in (
     Artifact("artifacts/latest/training_set.json", _PIPE, ("minirec/pipeline/data.py",)),
     Artifact("artifacts/latest/train.json", _PIPE, ("minirec/pipeline/training.py", "minirec/train/trainer.py")),
     Artifact("artifacts/latest/metrics.json", _PIPE,
-             ("minirec/pipeline/evaluation.py", "minirec/train/metrics.py", "minirec/train/evaluate.py")),
+             ("minirec/pipeline/evaluation.py", "minirec/pipeline/context.py", "minirec/train/metrics.py",
+              "minirec/train/evaluate.py")),
     Artifact("artifacts/latest/metrics_valid.json", _PIPE,
-             ("minirec/pipeline/evaluation.py", "minirec/train/metrics.py", "minirec/train/evaluate.py")),
+             ("minirec/pipeline/evaluation.py", "minirec/pipeline/context.py", "minirec/train/metrics.py", "minirec/train/evaluate.py")),
     Artifact("artifacts/latest/comparison.json", _PIPE,
              ("minirec/pipeline/evaluation.py", "minirec/train/metrics.py")),
     Artifact("artifacts/latest/gate.json", _PIPE, ("minirec/pipeline/gating.py", "minirec/train/gate.py")),
@@ -45,8 +46,9 @@ ARTIFACTS: dict[str, Artifact] = {a.path: a for a in (
 
 @cache
 def literal_patterns(producers: tuple[str, ...], root: Path = REPO_ROOT) -> tuple[re.Pattern, ...]:
-    """Every string literal of the producer files as an exact pattern; an f-string with a literal
-    part becomes a pattern with `.+` for each placeholder (f"raw_reader_{b}" -> raw_reader_.+)."""
+    """Every string literal of the producer files as an exact pattern, and the field names of their
+    dataclasses (written with `asdict`); an f-string with a literal part becomes a pattern with `.+`
+    for each placeholder (f"raw_reader_{b}" -> raw_reader_.+)."""
     out: set[str] = set()
     for rel in producers:
         tree = ast.parse((root / rel).read_text(encoding="utf-8"))
@@ -58,6 +60,9 @@ def literal_patterns(producers: tuple[str, ...], root: Path = REPO_ROOT) -> tupl
                 if any(isinstance(v, ast.Constant) and v.value for v in node.values):
                     out.add("".join(parts))
         for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                out.update(re.escape(x.target.id) for x in node.body
+                           if isinstance(x, ast.AnnAssign) and isinstance(x.target, ast.Name))
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in fstring_parts:
                 out.add(re.escape(node.value))
     return tuple(re.compile(p) for p in sorted(out))

@@ -204,7 +204,8 @@ def check(files: list[Path], artifacts_root: Path, repo_root: Path) -> list[Resu
     cache: dict = {}
     out = []
     for f in files:
-        for m in markers(f.read_text(encoding="utf-8"), str(f.relative_to(repo_root))):
+        name = str(f.relative_to(repo_root)) if f.is_relative_to(repo_root) else str(f)
+        for m in markers(f.read_text(encoding="utf-8"), name):
             if m.kind == "src":
                 if m.path not in ARTIFACTS:
                     raise MarkerError(f"{m.file}:{m.line}: unknown artifact {m.path} (known: {', '.join(ARTIFACTS)})")

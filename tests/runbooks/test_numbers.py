@@ -167,3 +167,40 @@ def test_cli_on_a_file(tmp_path, capsys):
     md.write_text(f"494<!-- src: {SERVING}#rps_batching_on tol=0.3 -->\n")
     assert docs_main(["numbers", str(md), "--artifacts", str(tmp_path / "artifacts")]) == 1
     assert "DISAGREE" in capsys.readouterr().out
+
+
+# --- "Try it on the stack" drills (issue 14, part 1) ---------------------------------------------
+TRY = "Try it on the stack"
+MAKE_IN_TEXT = re.compile(r"\bmake ([a-z][\w-]*)")
+MODULE_IN_TEXT = re.compile(r"python -m ((?:minirec|services|monitoring)(?:\.\w+)*)")
+TOPICS = sorted(p for p in SYSTEMS.glob("*.md") if p.name not in ("README.md", "drills.md"))
+
+
+def try_problems(text: str) -> list[str]:
+    """The drill section exists, names commands, what to look at and a failure to inject, and every
+    `make X` / `python -m X` it quotes exists in this repository."""
+    m = re.search(rf"^## {TRY}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    if not m:
+        return [f"no '## {TRY}' section"]
+    body = m.group(1)
+    problems = [f"no '{part}'" for part in ("```bash", "What to look at", "failure") if part not in body]
+    problems += [f"make {t}: not a Makefile target" for t in MAKE_IN_TEXT.findall(body) if t not in MAKE_TARGETS]
+    for mod in MODULE_IN_TEXT.findall(body):
+        path = REPO_ROOT / mod.replace(".", "/")
+        if not (path.with_suffix(".py").exists() or (path / "__main__.py").exists()):
+            problems.append(f"python -m {mod}: no such module")
+    return problems
+
+
+@pytest.mark.parametrize("path", TOPICS, ids=rel)
+def test_every_systems_topic_has_a_stack_drill(path: Path):
+    problems = try_problems(path.read_text(encoding="utf-8"))
+    assert not problems, f"{path.name}: {problems}"
+
+
+def test_rule_stack_drill_fires():
+    assert try_problems("## Overview\n\ntext\n") == [f"no '## {TRY}' section"]
+    good = f"## {TRY}\n\n```bash\nmake train\n```\n\nWhat to look at: x. The failure to inject: y.\n"
+    assert try_problems(good) == []
+    assert try_problems(good.replace("make train", "make trian")) == ["make trian: not a Makefile target"]
+    assert try_problems(good + "Run python -m minirec.nowhere too.\n") == ["python -m minirec.nowhere: no such module"]

@@ -11,7 +11,8 @@ sources; it binds to the nearest number before it on the same line:
 `#key` is a dotted path into the JSON (a digit indexes a list; `[field=value,...]` selects the one
 list element whose fields match). The prose value is compared with artifact value x `scale`
 (default 1): `tol=R` passes when |prose - artifact| <= R x |artifact| (default 0.05); `tol=xF`
-passes within a factor F either way (for wall-clock times on a shared machine). Ratio claims get
+passes within a factor F either way (for wall-clock times on a shared machine); `atol=A` also
+passes when |prose - artifact| <= A (for small counts, e.g. false alarms in 40 windows). Ratio claims get
 their own marker on the ratio key, so a noisy machine can move both throughputs and still agree.
 
 `nosrc: reason` says why a number next to stack words is not measured (a setting, a derivation, a
@@ -30,10 +31,10 @@ from minirec.docs.artifacts import ARTIFACTS, lookup, split_key
 
 MARKER = re.compile(r"<!--\s*(?P<kind>src|nosrc):\s*(?P<body>.*?)\s*-->")
 SRC_BODY = re.compile(r"^(?P<path>[^#\s]+)#(?P<key>\S+)(?P<opts>(?:\s+[a-z]+=\S+)*)$")
-# a number in prose: 1,995 | 15{,}308 (LaTeX) | 0.259 | +0.0250 | −0.03; not part of a name (p50, ndcg@10, HNSW32, 100K)
+# a number in prose: 1,995 | 15{,}308 (LaTeX) | 0.259 | +0.0250 | −0.03 | 1.77e-6; not part of a name (p50, ndcg@10, HNSW32, 100K)
 NUMBER = re.compile(r"(?<![\w@.\-/^_{}])(?:(?<=[\s(\[|$~≈=<>/])[-+−])?"
                     r"\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?(?![\w.]|\{,)"
-                    r"|(?<![\w@.\-/^_{}])(?:(?<=[\s(\[|$~≈=<>])[-+−])?\d+(?:\.\d+)?(?![\w.,]\d|[A-Za-z_])")
+                    r"|(?<![\w@.\-/^_{}])(?:(?<=[\s(\[|$~≈=<>])[-+−])?\d+(?:\.\d+)?(?:e[-+−]?\d+)?(?![\w.,]\d|[A-Za-z_\d])")
 UNIT = re.compile(r"\s*(?:µs|ms|s|req/s|requests/s|events/s|×)(?![\w/])")
 STACK_WORDS = re.compile(r"`make [a-z]|artifacts/|\bthe stack\b|\bthis stack\b|\bstack's\b|\bthis machine\b"
                          r"|\bmeasured\b", re.I)
@@ -55,6 +56,7 @@ class Marker:
     tol: float = DEFAULT_TOL
     factor: float | None = None  # tol=xF
     scale: float = 1.0
+    atol: float = 0.0
     reason: str = ""
 
 
@@ -63,7 +65,7 @@ class MarkerError(ValueError):
 
 
 def prose_value(text: str) -> float:
-    return float(text.replace("{,}", "").replace(",", "").replace("−", "-"))
+    return float(text.replace("{,}", "").replace(",", "").replace("−", "-"))  # "1.77e-6" too
 
 
 def blank(text: str, pattern: re.Pattern) -> str:
@@ -79,7 +81,7 @@ def prose_lines(text: str) -> list[tuple[int, str]]:
 def parse_src(body: str, where: str) -> dict:
     m = SRC_BODY.match(body)
     if not m:
-        raise MarkerError(f"{where}: bad marker 'src: {body}' (want 'src: <path>#<key> [tol=R|xF] [scale=S]')")
+        raise MarkerError(f"{where}: bad marker 'src: {body}' (want 'src: <path>#<key> [tol=R|xF] [atol=A] [scale=S]')")
     out: dict = {"path": m.group("path"), "key": m.group("key")}
     try:
         split_key(out["key"])
@@ -91,8 +93,10 @@ def parse_src(body: str, where: str) -> dict:
                 out["tol"] = float(val)
             elif name == "scale":
                 out["scale"] = float(val)
+            elif name == "atol":
+                out["atol"] = float(val)
             else:
-                raise MarkerError(f"{where}: unknown option {name!r} (tol, scale)")
+                raise MarkerError(f"{where}: unknown option {name!r} (tol, atol, scale)")
     except ValueError as exc:
         raise MarkerError(f"{where}: {exc}") from exc
     return out
@@ -175,6 +179,8 @@ class Result:
 
 def compare(m: Marker, actual: float) -> tuple[bool, str]:
     want = actual * m.scale
+    if m.atol and abs(m.value - want) <= m.atol:
+        return True, f"within {m.atol:g} of it"
     if m.factor is not None:
         lo, hi = sorted((want / m.factor, want * m.factor))
         return lo <= m.value <= hi, f"allowed {lo:.4g}..{hi:.4g} (x{m.factor:g})"

@@ -80,6 +80,7 @@ def test_gate_rules():
     # NDCG-like decimals; identifiers are not numbers
     assert unsourced_numbers("the stack's NDCG@10 is 0.3683 at p99\n") == ["<text>:1: 0.3683"]
     assert unsourced_numbers("```\nthe stack 494 req/s\n```\n") == []
+    assert unsourced_numbers("the stack's 100K users, 64→128 ms\n") == ["<text>:1: 128"]  # 100K, 64→ are not timings
 
 
 def test_marker_binds_to_the_number_before_it():
@@ -146,6 +147,13 @@ def test_checker_fails_beyond_tolerance(tmp_path):
                                f"494<!-- src: {SERVING}#rps_batching_on tol=x1.5 --> req/s\n")
     assert code == 1
     assert text.count("DISAGREE") == 2 and "doc.md:1: prose 2.44, artifact 1.36" in text
+
+
+def test_checker_absolute_tolerance_for_small_counts(tmp_path):
+    write(tmp_path, "artifacts/drift/eval.json", {"false_alarms": 0})
+    assert run(tmp_path, "1<!-- src: artifacts/drift/eval.json#false_alarms atol=2 -->/40\n")[1] == 0
+    assert run(tmp_path, "3<!-- src: artifacts/drift/eval.json#false_alarms atol=2 -->/40\n")[1] == 1
+    assert run(tmp_path, "1<!-- src: artifacts/drift/eval.json#false_alarms tol=x2 -->/40\n")[1] == 1
 
 
 def test_checker_names_the_missing_artifact_and_its_command(tmp_path):

@@ -107,7 +107,10 @@ def markers(text: str, file: str = "<text>") -> list[Marker]:
     out = []
     for n, line in prose_lines(text):
         numbers_line = blank(blank(line, MARKER), CODE_SPAN)
+        spans = [c.span() for c in CODE_SPAN.finditer(line)]
         for m in MARKER.finditer(line):
+            if any(a <= m.start() < b for a, b in spans):
+                continue  # a marker quoted in a code span is an example, shown as text
             where = f"{file}:{n}"
             before = [x for x in NUMBER.finditer(numbers_line[:m.start()])]
             num = before[-1].group(0) if before else None

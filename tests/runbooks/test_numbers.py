@@ -90,6 +90,7 @@ def test_marker_binds_to_the_number_before_it():
     assert (m.value, m.tol) == (1995, 0.3)
     with pytest.raises(MarkerError):
         markers("no number <!-- src: artifacts/bench/serving.json#x -->")
+    assert markers("quoted: `<!-- src: artifacts/bench/serving.json#x -->`") == []  # an example in a code span
     with pytest.raises(MarkerError):
         markers("5 <!-- src: artifacts/bench/serving.json#x frob=1 -->")
 

@@ -6,7 +6,7 @@ PY := .venv/bin/python
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
-.PHONY: help setup data synth up down status demo test test-fast runbooks airflow serve bench-serving bench-features compose-smoke lint clean
+.PHONY: help setup data synth up down status demo test test-fast runbooks runbook-numbers airflow serve bench-serving bench-features compose-smoke lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,8 +38,11 @@ test: setup data ## run every test (unit, real services, runbooks, compose smoke
 test-fast: ## unit tests only (no servers, no runbooks)
 	@$(PY) -m pytest tests -m "not infra and not smoke and not slow" $(PYTEST_ARGS)
 
-runbooks: ## execute every python block of every runbook
+runbooks: ## execute every python block of every runbook, then the gate (structure, sources of stack numbers, drills)
 	@$(PY) -m pytest runbooks tests/runbooks $(PYTEST_ARGS)
+
+runbook-numbers: ## every stack number in the runbooks and README vs the latest artifact (lists missing artifacts and the target that writes each; ARGS="--strict" fails on them)
+	@$(PY) -m minirec.docs numbers $(ARGS)
 
 airflow: setup ## Airflow UI natively (`airflow standalone` on SQLite, 127.0.0.1:AIRFLOW_PORT); Ctrl-C stops it
 	@bash deploy/local/airflow.sh

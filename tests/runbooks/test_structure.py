@@ -115,13 +115,18 @@ PLANNED = re.compile(r"(?:\[[^\]]*\]\(([^)\s]+)\)|`([^`\s]+\.md)`)\s*\(planned\)
 BUILTIN_NAMES = set(dir(builtins))
 
 
+def rendered(text: str) -> str:
+    """Text as a reader sees it: HTML comments (the source markers of stack numbers) removed."""
+    return re.sub(r"<!--.*?-->", "", text, flags=re.S)
+
+
 def thin_answers(text: str) -> list[str]:
     """Question headings (### in Interview Q&A) whose answer has fewer than MIN_ANSWER_WORDS words."""
     qa = section_body(text, "Interview Q&A")
     parts = re.split(r"^(### .+)$", qa, flags=re.M)
     out = []
     for head, body in zip(parts[1::2], parts[2::2], strict=True):
-        prose = re.sub(r"^```.*?^```", "", body, flags=re.M | re.S)
+        prose = rendered(re.sub(r"^```.*?^```", "", body, flags=re.M | re.S))
         if len(re.findall(r"\S+", prose)) < MIN_ANSWER_WORDS:
             out.append(head)
     return out
@@ -237,7 +242,7 @@ def production_problems(text: str, required: bool) -> list[str]:
     titles = h2_titles(text)
     if "Production Considerations" not in titles:
         return ["no '## Production Considerations' section"] if required else []
-    n = len(re.findall(r"\S+", section_body(text, "Production Considerations")))
+    n = len(re.findall(r"\S+", rendered(section_body(text, "Production Considerations"))))
     lo, hi = PRODUCTION_WORDS
     return [] if lo <= n <= hi else [f"Production Considerations has {n} words (want {lo}-{hi})"]
 
@@ -255,6 +260,8 @@ def test_rule_production_considerations_fires():
     assert production_problems(short, required=False) == ["Production Considerations has 30 words (want 120-250)"]
     ok = "## Production Considerations\n\n" + "word " * 150 + "\n## Common Mistakes\n"
     assert production_problems(ok, required=True) == []
+    marked = ok.replace("word ", "word <!-- src: artifacts/x.json#k tol=0.1 --> ", 120)  # comments do not render
+    assert production_problems(marked, required=True) == []
 
 
 # Diagrams: every topic of the systems and applied parts has a mermaid diagram (data flow, architecture or

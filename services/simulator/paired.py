@@ -86,7 +86,8 @@ def summarize(run: PairedRun) -> dict:
                     "shown": int(n.sum()), "models": sorted(run.models[arm]), "fallbacks": run.fallbacks[arm]}
     for key, src in (("difference", arrays), ("expected_difference", expect), ("binary_difference", binary)):
         d, se = diff_se(*src[a], *src[b])
-        out[key] = {"of": f"{a} - {b}", "ctr": d, "se": se, "z": d / se if se > 0 else float("inf")}
+        z = d / se if se > 0 else (0.0 if d == 0 else float(np.sign(d)) * float("inf"))
+        out[key] = {"of": f"{a} - {b}", "ctr": d, "se": se, "z": z}
     return out
 
 

@@ -42,9 +42,16 @@ from services.simulator.replay import Session
 ARMS = ("control", "treatment")
 
 
+def arm_keys(arms: tuple[str, str]) -> tuple[str, str]:
+    """Result keys of the two arms ("control", "control#2" when one arm is asked twice)."""
+    a, b = arms
+    return (a, b if b != a else f"{b}#2")
+
+
 @dataclass
 class PairedRun:
-    """Per-session counts, aligned across arms (a session either has both lists or is in `errors`)."""
+    """Per-session counts, aligned across arms (a session either has both lists or is in `errors`);
+    keyed by arm_keys(arms)."""
 
     arms: tuple[str, str] = ARMS
     shown: dict[str, list[int]] = field(default_factory=lambda: {a: [] for a in ARMS})
@@ -72,11 +79,12 @@ def diff_se(ca: np.ndarray, na: np.ndarray, cb: np.ndarray, nb: np.ndarray) -> t
 
 
 def summarize(run: PairedRun) -> dict:
-    a, b = run.arms
+    a, b = arm_keys(run.arms)
     out: dict = {"sessions": len(run.shown[a]), "errors": dict(run.errors), "identical_lists": run.identical_lists}
-    arrays = {arm: (np.asarray(run.clicks[arm], float), np.asarray(run.shown[arm], float)) for arm in run.arms}
-    expect = {arm: (np.asarray(run.expected[arm], float), arrays[arm][1]) for arm in run.arms}
-    binary = {arm: (np.asarray(run.binary[arm], float), arrays[arm][1]) for arm in run.arms}
+    keys = (a, b)
+    arrays = {arm: (np.asarray(run.clicks[arm], float), np.asarray(run.shown[arm], float)) for arm in keys}
+    expect = {arm: (np.asarray(run.expected[arm], float), arrays[arm][1]) for arm in keys}
+    binary = {arm: (np.asarray(run.binary[arm], float), arrays[arm][1]) for arm in keys}
     for arm, (c, n) in arrays.items():
         ctr, se = ctr_se(c, n)
         ex, ex_se = ctr_se(*expect[arm])
@@ -95,8 +103,10 @@ def play_paired(plan: list[Session], rec: Recommender, model: ClickModel, *, k: 
                 exclude_seen: bool = True, concurrency: int = 8, arms: tuple[str, str] = ARMS,
                 on_done: Callable[[], None] | None = None) -> PairedRun:
     """Ask both arms for every session and click each list with the session's own generator."""
-    run = PairedRun(arms=arms, shown={x: [] for x in arms}, clicks={x: [] for x in arms},
-                    expected={x: [] for x in arms}, binary={x: [] for x in arms}, models={x: set() for x in arms}, fallbacks={x: 0 for x in arms})
+    keys = arm_keys(arms)
+    run = PairedRun(arms=arms, shown={x: [] for x in keys}, clicks={x: [] for x in keys},
+                    expected={x: [] for x in keys}, binary={x: [] for x in keys}, models={x: set() for x in keys},
+                    fallbacks={x: 0 for x in keys})
     lock = threading.Lock()
 
     def one(s: Session) -> None:
@@ -110,7 +120,7 @@ def play_paired(plan: list[Session], rec: Recommender, model: ClickModel, *, k: 
         expected = [sum(model.probability(p, s.next_items.get(i)) for p, i in enumerate(sv.items)) for sv in served]
         binary = [sum(examination(p) * (i in s.next_items) for p, i in enumerate(sv.items)) for sv in served]
         with lock:
-            for arm, sv, c, e, h in zip(arms, served, clicks, expected, binary, strict=True):
+            for arm, sv, c, e, h in zip(keys, served, clicks, expected, binary, strict=True):
                 run.binary[arm].append(h)
                 run.shown[arm].append(len(sv.items))
                 run.clicks[arm].append(c)

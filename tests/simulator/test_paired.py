@@ -64,5 +64,5 @@ def test_paired_ctr_puts_the_model_above_its_shuffled_copy(world, two_models):
     assert out["difference"]["ctr"] > 0, out
     # common random numbers: the same list in both arms gets the same clicks, so the difference is exactly 0
     assert same["identical_lists"] == same["sessions"] == len(plan)
-    assert same["difference"] == {"of": "control - control", "ctr": 0.0, "se": 0.0, "z": 0.0}
+    assert same["difference"] == {"of": "control - control#2", "ctr": 0.0, "se": 0.0, "z": 0.0}
     assert same["control"]["clicks"] == out["control"]["clicks"]  # the dice do not depend on the other arm

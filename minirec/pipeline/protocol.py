@@ -28,7 +28,7 @@ would leak the test period into training.
 - one timeline: live events carry wall-clock times (now), the base ends in 1998. The feature tables
   are daily snapshots over the whole span, so a gap of decades would cost ~10^4 empty days per user
   and item; the live events are therefore translated by one constant so that the first lands on the
-  release cut (their order and the gaps between them unchanged; `live_time_shift_s` records it).
+  release cut (their order and the gaps between them unchanged; `live_time_shift_us` records it).
   Live events that already start at or before the cut are not moved.
 - the split: `temporal_split` over the combined log with the run's fractions, so the newest 10 % is
   the test window and the 10 % before it validation; the cuts roll forward as events arrive. Its
@@ -141,6 +141,7 @@ def assemble(protocol: str, base: pd.DataFrame, users: pd.DataFrame, items: pd.D
     both = both.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
     info = {"protocol": "rolling", "lake": str(lake), "release_cut": cut.isoformat(), "base_rows": int(len(hist)),
             "live_rows": int(len(live)), "live_time_shift_s": shift.total_seconds(),
+            "live_time_shift_us": int(shift // pd.Timedelta(microseconds=1)),  # exact (a float of seconds is not)
             "live_wall_start": first.isoformat(), "live_wall_end": (live["event_timestamp"].max() + shift).isoformat(),
             **{f"live_{k}": v for k, v in counts.items()}}
     return both, info

@@ -70,7 +70,7 @@ def test_fixed_ignores_the_lake_and_rolling_learns_from_it(base_tables, tmp_path
     assert (live.loc[live["action"] == "rating", "rating"] == 4.0).all()
     # re-timed onto the base timeline by one constant: the first lands on the cut, gaps unchanged
     wall = pd.to_datetime([e.event_time for e in events], utc=True)
-    shift = pd.Timedelta(seconds=info["live_time_shift_s"])
+    shift = pd.Timedelta(microseconds=info["live_time_shift_us"])
     assert live["event_timestamp"].min() == cut and shift == wall.min() - cut
     assert sorted(live["event_timestamp"] + shift) == sorted(wall)
     assert rolling["event_timestamp"].is_monotonic_increasing

@@ -124,7 +124,8 @@ def _cmd_summary(_: argparse.Namespace) -> int:
     metrics_file = s.artifacts_path / "latest" / "metrics.json"
     if metrics_file.exists():
         metrics = json.loads(metrics_file.read_text())
-        print(f"Latest training run (test split, {metrics_file})")
+        protocol = metrics.pop("protocol", "fixed")  # the other keys are models
+        print(f"Latest training run (test split, {protocol} protocol, {metrics_file})")
         print(f"  {'model':<16}{'NDCG@10':>9}{'Recall@10':>11}{'MRR@10':>9}")
         for name, m in sorted(metrics.items(), key=lambda kv: -kv[1].get("ndcg@10", 0)):
             print(f"  {name:<16}{m.get('ndcg@10', float('nan')):>9.4f}{m.get('recall@10', float('nan')):>11.4f}"

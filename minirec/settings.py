@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     model_store_dir: Path = Path("run/bentoml")
     model_name: str = "two_tower"
     gate_tolerance: float = Field(0.005, ge=0.0)
+    # fixed: base MovieLens, temporal 80/10/10 (the benchmark); rolling: base before the release cut plus
+    # the lake's interactions, newest window held out (the loop retrain); see minirec/pipeline/protocol.py
+    train_protocol: Literal["fixed", "rolling"] = "fixed"
 
     # --- serving ---
     recommender_host: str = "127.0.0.1"
@@ -118,7 +122,8 @@ class Settings(BaseSettings):
     drift_cooldown_s: float = Field(3600.0, ge=0)  # no second retrain within this time of the last one
     drift_dry_run: bool = False  # decide and audit, but trigger nothing
     drift_trigger_mode: str = "alertmanager"  # alertmanager (webhook) | job (the loop decides itself)
-    drift_train_command: str = "make --no-print-directory train"  # native retrain when Airflow is not set
+    # native retrain when Airflow is not set: the rolling protocol (base + the lake's live events)
+    drift_train_command: str = "make --no-print-directory train ARGS='--protocol rolling'"
     drift_airflow_url: str = ""  # e.g. http://127.0.0.1:8080; empty: retrain natively
     drift_airflow_dag: str = "train_two_tower"
     drift_airflow_user: str = "admin"

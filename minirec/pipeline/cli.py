@@ -10,6 +10,8 @@ import sys
 from minirec.pipeline.steps import STEP_TABLE, STEPS, run, run_step
 from minirec.settings import get_settings
 
+PROTOCOLS = ("fixed", "rolling")  # minirec.pipeline.protocol.PROTOCOLS (not imported: keeps --help light)
+
 EPILOG = "steps, in order:\n" + "\n".join(f"  {s.name:<19} {s.doc}" for s in STEP_TABLE)
 
 
@@ -30,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--epochs", type=int, help="training epochs (default from TrainConfig)")
         sp.add_argument("--seed", type=int, help="training seed")
         sp.add_argument("--no-promote", action="store_true", help="register as candidate only; promote by hand later")
+        sp.add_argument("--protocol", choices=PROTOCOLS,
+                        help="fixed: base MovieLens, fixed temporal split (the benchmark); rolling: base + the "
+                             "stream's lake, newest window held out (the loop retrain); default TRAIN_PROTOCOL")
         if cmd == "run":
             sp.add_argument("--skip", nargs="*", default=[], choices=STEPS, help="steps to skip")
     pp = sub.add_parser("promote", help="make a registered model production (recorded in the stage log)")
@@ -63,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     from minirec.pipeline.context import RunContext
 
     train_over = {k: v for k, v in {"epochs": a.epochs, "seed": a.seed}.items() if v is not None}
+    over = {"protocol": a.protocol} if a.protocol else {}
     ctx = RunContext.from_settings(run_id=a.run_id, window_end=a.window_end, train=train_over,
-                                   auto_promote=not a.no_promote)
+                                   auto_promote=not a.no_promote, **over)
     if a.cmd == "step":
         run_step(a.name, ctx)
     else:

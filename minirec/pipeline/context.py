@@ -59,6 +59,8 @@ class RunContext:
     test_frac: float = 0.1
     auto_promote: bool = True  # promote when the gate passed; False leaves a candidate
     promoted_by: str = "pipeline"  # who the stage log records for the promotion
+    protocol: str = "fixed"  # fixed (base only, the benchmark) | rolling (base + lake); see protocol.py
+    lake_dir: Path | None = None  # the stream's event lake, read by the rolling protocol only
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -80,7 +82,8 @@ class RunContext:
         ctx = cls(run_id=run_id or new_run_id(), data_dir=s.data_path / "ml-100k", artifacts_dir=s.artifacts_path,
                   feature_repo=s.feature_repo_path, model_store=s.model_store_path,
                   feast_project=s.feast_project, redis_host=s.redis_host, redis_port=s.redis_port,
-                  model_name=s.model_name, window_end=window_end, gate_tolerance=s.gate_tolerance)
+                  model_name=s.model_name, window_end=window_end, gate_tolerance=s.gate_tolerance,
+                  protocol=s.train_protocol, lake_dir=s.stream_lake_path)
         train_over = overrides.pop("train", None)
         ctx = replace(ctx, **overrides)
         if train_over:

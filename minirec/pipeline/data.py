@@ -1,4 +1,5 @@
-"""Steps 1-2: check the lake and cut the window; build the point-in-time training set through Feast."""
+"""Steps 1-2: check the lake, cut the window, assemble the protocol's log (protocol.py);
+build the point-in-time training set through Feast."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from minirec.pipeline.context import (
     split_of,
     write_json,
 )
+from minirec.pipeline.protocol import for_run
 
 
 def validate_data(ctx: RunContext) -> dict[str, Any]:
@@ -51,11 +53,12 @@ def validate_data(ctx: RunContext) -> dict[str, Any]:
     if len(window) == 0:
         raise DataError(f"the training window is empty: no interaction before {ctx.window_end} "
                         f"(the lake spans {inter['event_timestamp'].min()} .. {inter['event_timestamp'].max()})")
+    window, assembly = for_run(ctx, window, tables)  # fixed: the base window itself; rolling: + the lake
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     window.to_parquet(ctx.run_dir / "interactions.parquet", index=False)
     out = {"run_id": ctx.run_id, "interactions": int(len(window)), "users": int(window["user_id"].nunique()),
            "items": int(window["item_id"].nunique()), "start": window["event_timestamp"].min(),
-           "end": window["event_timestamp"].max(), "window_end": ctx.window_end}
+           "end": window["event_timestamp"].max(), "window_end": ctx.window_end, **assembly}
     write_json(ctx.run_dir / "validate.json", out)
     return out
 

@@ -19,6 +19,7 @@ from minirec.pipeline.context import (
     tower_scores,
     write_json,
 )
+from minirec.pipeline.protocol import protocol_note, run_protocol
 from minirec.pipeline.reports import plot_results, results_markdown
 
 
@@ -61,7 +62,8 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
 
     Model keys: `two_tower` is the model as served; `retrieval_only` the retrieval stage alone
     (the same scores until a ranking stage exists); `learned_only` the retrieval stage without
-    the popularity term (w = 0). Every entry has `warm` and `cold` sub-entries."""
+    the popularity term (w = 0). Every entry has `warm` and `cold` sub-entries; the files also carry
+    `protocol` (fixed | rolling), the data and split that produced them."""
     from minirec.train.evaluate import evaluate_scores
     from minirec.train.metrics import paired_bootstrap
     from minirec.train.registry import load_dir
@@ -93,14 +95,16 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
     comparison.update({"baseline_params": params, "test_users": int(len(test_ev.user_ids)),
                        "valid_users": int(len(valid_ev.user_ids)), "window": split.window()})
     test = results["test"]
-    write_json(ctx.run_dir / "metrics.json", test)
-    write_json(ctx.run_dir / "metrics_valid.json", results["valid"])
+    protocol = run_protocol(ctx)  # which data and split produced these numbers (protocol.py)
+    comparison["protocol"] = protocol
+    write_json(ctx.run_dir / "metrics.json", {"protocol": protocol, **test})
+    write_json(ctx.run_dir / "metrics_valid.json", {"protocol": protocol, **results["valid"]})
     write_json(ctx.run_dir / "comparison.json", comparison)
     pd.DataFrame(per_user["test"], index=test_ev.user_ids).rename_axis("user_id").to_parquet(
         ctx.run_dir / "per_user_ndcg10_test.parquet")
     pd.DataFrame(per_user["valid"], index=valid_ev.user_ids).rename_axis("user_id").to_parquet(
         ctx.run_dir / "per_user_ndcg10_valid.parquet")
-    (ctx.run_dir / "results.md").write_text(results_markdown(results, comparison))
+    (ctx.run_dir / "results.md").write_text(protocol_note(ctx) + results_markdown(results, comparison))
     plot_results(test, ctx.run_dir / "results.png")
     return {"test": test, "valid": results["valid"], "comparison": comparison}
 

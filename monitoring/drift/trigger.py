@@ -115,7 +115,8 @@ class Retrainer:
             auth = {"Authorization": f"Bearer {tok.json()['access_token']}"}
             http.patch(f"{base}/api/v2/dags/{self.dag}", json={"is_paused": False}, headers=auth).raise_for_status()
             r = http.post(f"{base}/api/v2/dags/{self.dag}/dagRuns", headers=auth,
-                          json={"logical_date": None, "conf": {"reason": "drift", **reason}})
+                          # a drift retrain learns from the live traffic: the rolling protocol (base + lake)
+                          json={"logical_date": None, "conf": {"reason": "drift", "protocol": "rolling", **reason}})
             r.raise_for_status()
             return {"via": "airflow", "dag": self.dag, "dag_run_id": r.json().get("dag_run_id")}
 

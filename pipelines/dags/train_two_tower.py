@@ -6,7 +6,8 @@
 Every task of one DAG run computes the same run id, from the DAG run's id
 and start (`minirec.pipeline.new_run_id(seed=...)`), so each DAG run gets its
 own run folder and registry version, and a retried task reuses them.
-`params.run_id` overrides it. All logic lives in minirec.pipeline; the same
+`params.run_id` overrides it; `params.protocol` (fixed | rolling) overrides
+TRAIN_PROTOCOL (the drift monitor's retrain asks for rolling). All logic lives in minirec.pipeline; the same
 functions run without Airflow via `python -m minirec.pipeline run`.
 """
 
@@ -29,7 +30,8 @@ def _run(step: str, data_interval_end=None, params=None, dag_run=None) -> dict:
         started = getattr(dag_run, "run_after", None) or getattr(dag_run, "start_date", None) or pendulum.now("UTC")
         run_id = new_run_id(seed=str(getattr(dag_run, "run_id", started)), now=pendulum.instance(started))
     train = {"epochs": int(params["epochs"]), "progress": False} if params.get("epochs") else {"progress": False}
-    ctx = RunContext.from_settings(run_id=run_id, window_end=end, train=train, promoted_by="airflow")
+    over = {"protocol": params["protocol"]} if params.get("protocol") else {}  # fixed | rolling; default .env
+    ctx = RunContext.from_settings(run_id=run_id, window_end=end, train=train, promoted_by="airflow", **over)
     run_step(step, ctx)
     return {"step": step, "run_id": ctx.run_id, "run_dir": str(ctx.run_dir)}
 
@@ -41,7 +43,7 @@ def _run(step: str, data_interval_end=None, params=None, dag_run=None) -> dict:
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 0},
-    params={"epochs": None, "run_id": None, "window_end": None},
+    params={"epochs": None, "run_id": None, "window_end": None, "protocol": None},
     tags=["minirec", "training"],
     doc_md=__doc__,
 )

@@ -1,6 +1,7 @@
-"""Online writes: per-user state (state.py), then ONE Feast push per micro-batch.
+"""Online writes: per-user state (state.py), item trending counts (trending.py), ONE Feast push per batch.
 
     batch of Interactions --Lua per user, 1 pipeline--> state + seen-set (Redis)
+                          --1 Lua call--> item trending counts, 1 h / 24 h (Redis keys, no Feast view)
                           --rows of touched users--> store.push("user_events_push", df)  (1 call)
 
 Why Feast's push and not raw HSETs: the recommender reads the rows Feast
@@ -26,6 +27,7 @@ import pandas as pd
 
 from minirec.events import Interaction
 from services.stream.state import UserRow, UserState
+from services.stream.trending import TrendingState
 
 PUSH_SOURCE = "user_events_push"  # feature_repo/sources.py
 
@@ -53,11 +55,13 @@ def open_push_store(repo: Path, project: str, redis_host: str, redis_port: int) 
 class OnlineWriter:
     def __init__(self, client: Any, store: Any, project: str):
         self.state = UserState(client, project)
+        self.trending = TrendingState(client, project)
         self.store = store
 
     def write(self, interactions: list[Interaction]) -> list[UserRow]:
         """Apply the batch; returns the pushed rows (one per touched user). Raises on any Redis error."""
         rows = self.state.apply(interactions)
+        self.trending.apply(interactions)  # idempotent like the user state, so a retry may repeat it
         if rows:
             self.store.push(PUSH_SOURCE, rows_frame(rows))
         return rows

@@ -36,6 +36,7 @@ def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_
     metrics = json.loads((ctx.latest_dir / "metrics.json").read_text())
     comparison = json.loads((ctx.latest_dir / "comparison.json").read_text())
     baselines = {"most_popular", "recent_popular", "item_knn", "als_mf"}
+    assert metrics.pop("protocol") == "fixed"  # the benchmark: base MovieLens only, fixed split
     assert baselines | {"two_tower", "retrieval_only", "learned_only"} == set(metrics)
     tt = metrics["two_tower"]
     for name in baselines:

@@ -48,6 +48,7 @@ def test_each_bootstrap_is_over_its_own_split(evaluated):
 def test_every_entry_has_warm_and_cold_with_the_same_keys(evaluated):
     for name in ("metrics.json", "metrics_valid.json"):
         metrics = _read(evaluated, name)
+        assert metrics.pop("protocol") == "fixed"  # the default: base data, fixed split
         assert set(metrics) == {MODEL_KEY, "retrieval_only", "learned_only", *BASELINES}
         for model, m in metrics.items():
             top = {k for k in m if k not in ("warm", "cold")}
@@ -60,6 +61,8 @@ def test_every_entry_has_warm_and_cold_with_the_same_keys(evaluated):
         assert metrics["retrieval_only"] == metrics[MODEL_KEY]  # no ranking stage yet
     results = (evaluated.run_dir / "results.md").read_text()
     assert "by user group" in results and "| learned_only |" in results
+    assert results.startswith("Protocol: **fixed**")
+    assert _read(evaluated, "comparison.json")["protocol"] == "fixed"
 
 
 def test_learned_only_is_the_score_without_the_popularity_term(evaluated):

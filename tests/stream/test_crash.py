@@ -1,4 +1,5 @@
-"""kill -9 of `python -m services.stream` mid-stream, restart: every event exactly once, exact counts."""
+"""kill -9 of `python -m services.stream` mid-stream, restart: every event exactly once, exact counts
+(the users' online features and the items' trending counts both equal a recount from the lake)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import redis
 
 from minirec.events import Interaction, encode, key_of
+from services.stream.trending import read_trending, recount
 from tests.stream.conftest import (
     N_ITEMS,
     Subprocess,
@@ -19,7 +22,11 @@ from tests.stream.conftest import (
     wait_for,
 )
 
-N_EVENTS = 20_000  # the issue asks 50,000; 20,000 keeps this test near a minute on 2 shared cores
+# As the issue asks. Measured on 2 shared cores at load ~13: 192 s with its session fixtures (Kafka,
+# Redis, Feast: ~70 s), ~120 s for the test itself: making and producing the 50,500 events 12 s, the two
+# processor starts most of the rest (importing feast alone took 18 s of wall time); the processing is
+# the small part (a run with 2,000-event batches spent 6.5 s in 19 batches).
+N_EVENTS = 50_000
 N_USERS = 200
 
 
@@ -55,14 +62,14 @@ def test_kill9_mid_stream_then_restart_is_exactly_once(kafka_broker, topics, fea
     done = lambda: sum(committed_offsets(kafka_broker.bootstrap, cfg.group_id, topics["interactions"]).values())  # noqa: E731
     first = Subprocess(cfg, tmp_path / "stream1.log")
     try:
-        wait_for(lambda: done() >= total // 4, 180, "a quarter of the events committed", every_s=0.1)
+        wait_for(lambda: done() >= total // 4, 300, "a quarter of the events committed", every_s=0.1)
         first.kill9()
         assert done() < total, "the processor finished before the kill: the test proved nothing"
     finally:
         first.cleanup()
     second = Subprocess(cfg, tmp_path / "stream2.log")
     try:
-        wait_for(lambda: done() == total, 300, "every offset committed after the restart", every_s=0.2)
+        wait_for(lambda: done() == total, 600, "every offset committed after the restart", every_s=0.2)
         assert second.terminate() == 0, second.tail()  # SIGTERM: clean exit
     finally:
         second.cleanup()
@@ -72,3 +79,8 @@ def test_kill9_mid_stream_then_restart_is_exactly_once(kafka_broker, topics, fea
     assert set(lake["event_id"]) == {e.event_id for e in events}
     expect = assert_online_matches_lake(feast_world, lake)
     assert expect["u_cnt_24h"].max() > expect["u_cnt_1h"].max() > 0  # the windows really cut
+    client = redis.Redis(host=feast_world.redis_host, port=feast_world.redis_port)
+    trending = read_trending(client, feast_world.project)
+    client.close()
+    assert trending == recount(lake)
+    assert 0 < sum(trending["1h"].values()) < sum(trending["24h"].values()) < N_EVENTS

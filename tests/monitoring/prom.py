@@ -5,12 +5,15 @@ instant queries, the targets page, and waiting until every panel expression retu
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from minirec.infra.process import Server, free_port
+from minirec.infra.process import InfraError, Server, free_port
 from minirec.infra.prometheus import prometheus_server
 
 SCRAPES = ("RECOMMENDER_SCRAPE", "STREAM_SCRAPE", "ASSIGNMENT_SCRAPE", "DRIFT_SCRAPE", "ALERTMANAGER_TARGET",
@@ -51,3 +54,35 @@ def wait_for_data(base: str, exprs: list[str], timeout_s: float = 90.0) -> list[
         if empty:
             time.sleep(2)
     return empty
+
+
+@contextmanager
+def scraping_during(home: Path, traffic: Callable[[threading.Event], None], **targets: str) -> Iterator[str]:
+    """A Prometheus scraping `targets` while `traffic(stop)` runs on a thread; yields its base URL.
+    Skips (locally) or fails (CI) when Prometheus cannot start."""
+    from tests.conftest import service_unavailable
+
+    prom = isolated_prometheus(home, **targets)
+    stop = threading.Event()
+    sender = threading.Thread(target=traffic, args=(stop,), daemon=True)
+    try:
+        try:
+            prom.start()
+        except InfraError as exc:
+            service_unavailable("prometheus", exc)
+        sender.start()
+        yield f"http://127.0.0.1:{prom.ports[0]}"
+    finally:
+        stop.set()
+        if sender.is_alive():
+            sender.join(timeout=10)
+        prom.stop()
+
+
+def assert_panels_answer(base: str, exprs: list[str], may_be_empty: set[str] = frozenset(),
+                         timeout_s: float = 120.0) -> None:
+    """Every expression parses; all but `may_be_empty` return data within the timeout."""
+    empty = wait_for_data(base, [e for e in exprs if e not in may_be_empty], timeout_s=timeout_s)
+    assert not empty, f"panels without data after {timeout_s:.0f} s of traffic: {empty}"
+    for e in exprs:
+        assert query(base, e)["status"] == "success", e

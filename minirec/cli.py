@@ -43,7 +43,7 @@ def _cmd_fetch_kafka(_: argparse.Namespace) -> int:
     from minirec.infra.stack import kafka_libs
 
     libs = resolve_jars(kafka_libs(get_settings()))
-    print(f"Apache Kafka {pom_version()} jars in {libs}")
+    print(f"Apache Kafka {pom_version()} jars in {libs} (JMX exporter agent in {libs / 'agent'})")
     return 0
 
 
@@ -72,11 +72,11 @@ def _print_status() -> bool:
     from minirec.infra import stack
 
     rows = stack.status(get_settings())
-    print(f"{'service':<12}{'pid':>8}  {'ports':<14}{'state':<10}log")
+    print(f"{'service':<15}{'pid':>8}  {'ports':<19}{'state':<10}log")
     for r in rows:
         state = "healthy" if r["healthy"] else ("unhealthy" if r["running"] else "stopped")
         ports = ",".join(map(str, r["ports"]))
-        print(f"{r['name']:<12}{r['pid'] or '-':>8}  {ports:<14}{state:<10}{r['log']}")
+        print(f"{r['name']:<15}{r['pid'] or '-':>8}  {ports:<19}{state:<10}{r['log']}")
     # apps (the stream processor) count only when started: `make up` alone is a healthy stack
     return all(r["healthy"] for r in rows if r["running"] or not r.get("optional"))
 
@@ -88,7 +88,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     s = get_settings()
     result = stack.probe(s, timeout_s=args.timeout, names=args.services)
     for name, ok in result.items():
-        print(f"{name:<12}{'healthy' if ok else 'NOT healthy'}")
+        print(f"{name:<{max(12, len(name) + 1)}}{'healthy' if ok else 'NOT healthy'}")
     if args.topics and result.get("kafka"):
         import time
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = Field(9090, ge=1, le=65535)
     grafana_port: int = Field(3000, ge=1, le=65535)
+    # exporters for the infrastructure (Prometheus's registered default ports); they listen on exporter_host
+    exporter_host: str = "127.0.0.1"
+    redis_exporter_port: int = Field(9121, ge=1, le=65535)
+    node_exporter_port: int = Field(9100, ge=1, le=65535)
+    kafka_jmx_exporter_port: int = Field(9404, ge=1, le=65535)
 
     # Folders, relative to the repo root unless absolute
     data_dir: Path = Path("data")

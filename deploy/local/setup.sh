@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install everything native mode needs, idempotently:
-#   system packages (apt, as root): redis-server, prometheus, prometheus-alertmanager, Java 17, Maven
+#   system packages (apt, as root): redis-server, prometheus, prometheus-alertmanager,
+#     prometheus-redis-exporter, prometheus-node-exporter, Java 17, Maven
 #   uv (from PyPI) and the project venv .venv from requirements.lock
-#   Apache Kafka jars (Maven Central, pinned in deploy/kafka/pom.xml)
+#   Apache Kafka jars and the JMX exporter javaagent (Maven Central, pinned in deploy/kafka/pom.xml)
 # Re-running it is cheap: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 UV_VERSION=0.13.9
-APT_PKGS=(redis-server prometheus prometheus-alertmanager openjdk-17-jre-headless maven)
+APT_PKGS=(redis-server prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-node-exporter
+          openjdk-17-jre-headless maven)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -16,6 +18,8 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus   >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+command -v prometheus-node-exporter  >/dev/null || missing+=(prometheus-node-exporter)
 command -v java         >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn          >/dev/null || missing+=(maven)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -31,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian's packages start their own daemons where an init system runs;
 # native mode runs its own instances on the ports from .env instead.
-for svc in redis-server prometheus prometheus-alertmanager; do
+for svc in redis-server prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-node-exporter; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     say "stopping the distribution's $svc service (native mode starts its own)"
     systemctl stop "$svc" || true

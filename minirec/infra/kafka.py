@@ -15,11 +15,20 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from minirec.infra.process import InfraError, Server, require_binary
+from minirec.infra.process import InfraError, Server, http_ok, require_binary
 from minirec.settings import REPO_ROOT
 
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
+# JMX exporter rules: which MBeans become which Prometheus metrics (compose mounts the same file)
+JMX_RULES = REPO_ROOT / "deploy" / "kafka" / "jmx-exporter.yml"
+AGENT_JAR = "jmx_prometheus_javaagent.jar"
+
+
+def agent_jar(libs: Path) -> Path:
+    """The JMX exporter javaagent, kept in `libs/agent/` so it is not on the broker's classpath
+    (`libs/*` does not descend into folders); the name has no version so compose can mount it."""
+    return libs / "agent" / AGENT_JAR
 
 
 def pom_version(pom: Path = POM) -> str:
@@ -48,6 +57,11 @@ def resolve_jars(libs: Path) -> Path:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
         raise InfraError(f"Maven could not resolve Apache Kafka {version} from {POM}; "
                          f"check access to Maven Central:\n{tail}")
+    agents = sorted(libs.glob("jmx_prometheus_javaagent-*.jar"))
+    if len(agents) != 1:
+        raise InfraError(f"expected one jmx_prometheus_javaagent jar from {POM} in {libs}, found {agents}")
+    agent_jar(libs).parent.mkdir(exist_ok=True)
+    agents[0].rename(agent_jar(libs))
     marker.write_text(version)
     return libs
 
@@ -130,10 +144,13 @@ def create_topics(bootstrap: str, topics: list[str], partitions: int) -> list[st
 
 
 def kafka_server(home: Path, host: str, port: int, controller_port: int,
-                 heap_mb: int = 384, partitions: int = 3, libs: Path | None = None) -> Server:
+                 heap_mb: int = 384, partitions: int = 3, libs: Path | None = None,
+                 jmx_exporter_port: int | None = None) -> Server:
     """A Server for a Kafka node whose config, data and log live under `home`.
 
     `libs` is the jar folder (default `<home>/libs`); tests share one resolved copy.
+    `jmx_exporter_port`: serve broker metrics on host:port/metrics through the JMX exporter
+    javaagent (None: no agent).
     """
     libs = libs or home / "libs"
     data = home / "data"
@@ -142,6 +159,11 @@ def kafka_server(home: Path, host: str, port: int, controller_port: int,
     java_opts = [f"-Xms{heap_mb // 2}m", f"-Xmx{heap_mb}m", "-XX:+UseG1GC",
                  "-XX:ActiveProcessorCount=2", "-Djava.awt.headless=true",
                  f"-Dlog4j2.configurationFile={LOG4J}", f"-Dkafka.logs.dir={home}"]
+    ports = [port, controller_port]
+    if jmx_exporter_port is not None:
+        # agent syntax (jmx_exporter 1.x): -javaagent:<jar>=[host:]port:<rules.yml>
+        java_opts.append(f"-javaagent:{agent_jar(libs)}={host}:{jmx_exporter_port}:{JMX_RULES}")
+        ports.append(jmx_exporter_port)
 
     def prepare() -> None:
         require_binary("java", "install Java 17 (`apt-get install -y openjdk-17-jre-headless`)")
@@ -160,9 +182,10 @@ def kafka_server(home: Path, host: str, port: int, controller_port: int,
         name="kafka",
         argv=["java", *java_opts, "-cp", classpath, "kafka.Kafka", str(config)],
         host=host,
-        ports=[port, controller_port],
+        ports=ports,
         state_dir=home,
-        health=lambda: kafka_health(f"{host}:{port}"),
+        health=lambda: kafka_health(f"{host}:{port}") and (
+            jmx_exporter_port is None or http_ok(f"http://{host}:{jmx_exporter_port}/metrics", 10)),
         hint="check that Java 17 is installed and the ports are free; delete the run folder's "
              "kafka/data to reformat storage",
         prepare=prepare,

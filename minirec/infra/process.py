@@ -55,6 +55,14 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def http_ok(url: str, timeout_s: float = 2.0) -> bool:
+    """GET url answers 200 (urlopen raises on 4xx/5xx and on a refused connection)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback URLs from settings
+        return resp.status == 200
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     if not path.exists():
         return "(no log written)"

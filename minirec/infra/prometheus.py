@@ -46,6 +46,9 @@ def prometheus_server(home: Path, host: str, port: int, values: dict[str, str] |
         "ASSIGNMENT_SCRAPE": f"{cfg.assignment_host}:{cfg.assignment_port}",
         "DRIFT_SCRAPE": f"{cfg.drift_metrics_host}:{cfg.drift_metrics_port}",
         "ALERTMANAGER_TARGET": f"{cfg.alertmanager_host}:{cfg.alertmanager_port}",
+        "REDIS_EXPORTER_SCRAPE": f"{cfg.exporter_host}:{cfg.redis_exporter_port}",
+        "NODE_EXPORTER_SCRAPE": f"{cfg.exporter_host}:{cfg.node_exporter_port}",
+        "KAFKA_JMX_SCRAPE": f"{cfg.kafka_host}:{cfg.kafka_jmx_exporter_port}",
         "PROMETHEUS_RULES": str(RULES_DIR / "*.yml"),
         **(values or {}),
     }

@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 from minirec.infra.alertmanager import alertmanager_server
+from minirec.infra.exporters import node_exporter_server, redis_exporter_server
 from minirec.infra.kafka import create_topics, kafka_server
 from minirec.infra.process import InfraError, Server
 from minirec.infra.prometheus import prometheus_server
@@ -20,12 +21,16 @@ def kafka_libs(s: Settings) -> Path:
 
 
 def servers(s: Settings) -> list[Server]:
-    """Start order; stop runs in reverse."""
+    """Start order; stop runs in reverse. Kafka carries its JMX exporter as a javaagent."""
     run = s.run_path
     return [
         redis_server(run / "redis", s.redis_host, s.redis_port),
+        redis_exporter_server(run / "redis-exporter", s.exporter_host, s.redis_exporter_port,
+                              s.redis_host, s.redis_port),
         kafka_server(run / "kafka", s.kafka_host, s.kafka_port, s.kafka_controller_port,
-                     heap_mb=s.kafka_heap_mb, partitions=s.kafka_partitions, libs=kafka_libs(s)),
+                     heap_mb=s.kafka_heap_mb, partitions=s.kafka_partitions, libs=kafka_libs(s),
+                     jmx_exporter_port=s.kafka_jmx_exporter_port),
+        node_exporter_server(run / "node-exporter", s.exporter_host, s.node_exporter_port),
         prometheus_server(run / "prometheus", s.prometheus_host, s.prometheus_port),
         alertmanager_server(run / "alertmanager", s.alertmanager_host, s.alertmanager_port,
                             webhook=f"{s.drift_metrics_host}:{s.drift_metrics_port}"),

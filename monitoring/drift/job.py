@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from minirec import lake
 from monitoring.drift.baseline import Baseline
@@ -62,6 +63,28 @@ class DriftConfig:
                    mode=s.drift_trigger_mode, methods=Methods.from_settings(s))
 
 
+IMPRESSION_COLUMNS = ["user_id", "request_id", "items", "scores", "model_version", "fallback"]
+
+
+def read_impressions(lake_dir: Path, start: datetime, end: datetime) -> pd.DataFrame:
+    """A window's impressions with their arm; lake files written before Impression had a `variant`
+    lack the column, and their lists were all served by the control."""
+    try:
+        return lake.read_range(lake_dir, "impressions", start, end, columns=[*IMPRESSION_COLUMNS, "variant"])
+    except (KeyError, pa.ArrowInvalid):
+        imp = lake.read_range(lake_dir, "impressions", start, end, columns=IMPRESSION_COLUMNS)
+        return imp.assign(variant="control")
+
+
+def per_arm(impressions: pd.DataFrame, clicks: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """variant -> (lists served, clicks on those lists); a click counts for the arm whose list it came from."""
+    arm = impressions.set_index("request_id")["variant"].fillna("control")
+    clicked = clicks["request_id"].dropna().map(arm).dropna()
+    lists = arm.value_counts()
+    hits = clicked.value_counts()
+    return {str(v): (int(lists[v]), int(hits.get(v, 0))) for v in lists.index}
+
+
 @dataclass
 class WindowReport:
     start: datetime
@@ -74,6 +97,7 @@ class WindowReport:
     streak: int = 0
     seconds: float = 0.0
     html: str | None = None
+    arms: dict[str, tuple[int, int]] = field(default_factory=dict)  # variant -> (lists served, clicks on them)
 
     def summary(self) -> dict:
         out = {"window": {"start": self.start.isoformat(), "end": self.end.isoformat(),
@@ -142,8 +166,7 @@ class DriftJob:
         """Compare one window; updates the baseline, the streak and the state; never raises for drift."""
         t0 = time.perf_counter()
         s_dt, e_dt = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
-        imp = lake.read_range(self.cfg.lake_dir, "impressions", s_dt, e_dt,
-                              columns=["user_id", "request_id", "items", "scores", "model_version", "fallback"])
+        imp = read_impressions(self.cfg.lake_dir, s_dt, e_dt)
         st = self.state()
         if len(imp) < self.cfg.min_impressions:
             self._save({**st, "watermark": end})
@@ -163,7 +186,7 @@ class DriftJob:
         n = streak(st["streak"], c.drifted)
         first = st["streak_start"] if n > 1 else (start if n == 1 else None)
         self._save({"watermark": end, "streak": n, "streak_start": first})
-        rep = WindowReport(s_dt, e_dt, "compared", len(imp), len(clicks), version, c, n)
+        rep = WindowReport(s_dt, e_dt, "compared", len(imp), len(clicks), version, c, n, arms=per_arm(imp, clicks))
         rep.html = self._store(rep)
         rep.seconds = time.perf_counter() - t0
         self._decide(rep, first)

@@ -18,6 +18,9 @@ exporter speaks Evidently 0.7's API. Gauges hold the LAST compared window.
     drift_baseline_ready                           1 when the outcome baseline of the served model is complete
     drift_windows_total{outcome}                   compared | too_small | error
     drift_retrain_decisions_total{action}          trigger | dry_run | cooldown | already_fired | none | ...
+    drift_variant_impressions_total{variant}       served lists read from the lake, by the recommender's arm
+    drift_variant_list_clicks_total{variant}       clicks on those lists (joined by request_id): their ratio
+                                                   over a range is the CTR per arm (experiments dashboard)
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class DriftMetrics:
         self.baseline_ready = Gauge("drift_baseline_ready", "1 when the outcome baseline is complete", registry=r)
         self.windows = Counter("drift_windows", "windows seen, by outcome", ["outcome"], registry=r)
         self.decisions = Counter("drift_retrain_decisions", "retrain decisions, by action", ["action"], registry=r)
+        self.arm_impressions = Counter("drift_variant_impressions", "served lists in compared windows, by arm",
+                                       ["variant"], registry=r)
+        self.arm_clicks = Counter("drift_variant_list_clicks", "clicks on served lists in compared windows, by arm",
+                                  ["variant"], registry=r)
         for o in ("compared", "too_small", "error"):
             self.windows.labels(o)
         for a in ("trigger", "dry_run", "cooldown", "already_fired", "none", "trigger_failed"):
@@ -78,3 +85,6 @@ class DriftMetrics:
         self.seconds.labels("total").set(report.seconds)
         self.seconds.labels("evidently").set(c.evidently_s)
         self.streak.set(report.streak)
+        for variant, (n_lists, n_clicks) in report.arms.items():
+            self.arm_impressions.labels(variant).inc(n_lists)
+            self.arm_clicks.labels(variant).inc(n_clicks)

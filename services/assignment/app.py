@@ -94,6 +94,7 @@ class Decider:
     def __init__(self, assigner: Assigner, metrics: AssignmentMetrics, state: dict, clock: Callable[[], datetime]):
         self.assigner, self.metrics, self.state, self.clock = assigner, metrics, state, clock
         self._counters: dict[tuple[str, str], object] = {}  # (experiment label, outcome) -> bound child
+        self._arms: dict[tuple[str, str], object] = {}  # (experiment, variant) -> bound child
         self._answers: dict[Assignment, bytes] = {}  # Assignment (frozen) -> response body
         self.exposures = ExposureEncoder()
 
@@ -129,6 +130,10 @@ class Decider:
         a = self.assigner.assign(req.experiment, req.user_id, now, returning=lambda _u: returning, checked=exp)
         if a.in_experiment:
             self.state["log"].log(*self.exposures.encode(req.user_id, a.experiment, a.variant, now))
+            arm = self._arms.get((a.experiment, a.variant))
+            if arm is None:
+                arm = self._arms[(a.experiment, a.variant)] = self.metrics.assigned.labels(a.experiment, a.variant)
+            arm.inc()
         self.count(a.experiment, a.reason)
         out = self._answers.get(a)
         if out is None:  # a handful of distinct answers per experiment: encode each once

@@ -6,6 +6,9 @@
                                                     experiment label is "-" for requests that name none
                                                     we know (so a client cannot grow the label set)
     assignment_request_seconds                      POST /assign wall time inside the app
+    assignment_variant_assignments_total{experiment,variant}  users put in an arm (one Exposure each): exposures
+                                                    per arm for the experiments dashboard (children created
+                                                    at start for every variant in the file)
     assignment_exposures_sent_total                 Exposure events acknowledged by Kafka
     assignment_exposures_dropped_total{reason}      buffer_full | send_failed | delivery_failed | closed
     assignment_audience_lookups_total{result}       returning | new | unavailable (Redis timed out or down)
@@ -31,6 +34,11 @@ class AssignmentMetrics:
                                 ["experiment", "outcome"], registry=r)
         self.seconds = Histogram("assignment_request_seconds", "POST /assign wall time in the app",
                                  buckets=LATENCY_BUCKETS, registry=r)
+        self.assigned = Counter("assignment_variant_assignments", "users put in an arm, by experiment and variant",
+                                ["experiment", "variant"], registry=r)
+        for e in cfg.experiments.values():
+            for v in e.variants:
+                self.assigned.labels(e.name, v)
         self.sent = Counter("assignment_exposures_sent", "Exposure events acknowledged by Kafka", registry=r)
         self.dropped = Counter("assignment_exposures_dropped", "Exposure events lost", ["reason"], registry=r)
         self.audience = Counter("assignment_audience_lookups", "returning-user lookups in Redis", ["result"],

@@ -72,9 +72,12 @@ def write_lake(root, windows, t0: float):
         n = len(w.impressions)
         at = {rid: pd.Timestamp(t0 + i * W + W * j / n, unit="s", tz="UTC")
               for j, rid in enumerate(w.impressions["request_id"])}
+        # every other list served by the treatment arm (the drift groups ignore the arm; the
+        # experiments dashboard's CTR per arm reads it)
         events = [Impression(user_id=int(r.user_id), request_id=r.request_id, items=list(r.items),
                              scores=list(r.scores), model_version="v1", fallback=r.fallback,
-                             event_time=at[r.request_id]) for r in w.impressions.itertuples()]
+                             variant="treatment" if j % 2 else "control", event_time=at[r.request_id])
+                  for j, r in enumerate(w.impressions.itertuples())]
         user_time = {int(r.user_id): at[r.request_id] for r in w.impressions.itertuples()}
         events += [Interaction(user_id=int(c.user_id), item_id=int(c.item_id), action="click",
                                request_id=c.request_id, position=None if pd.isna(c.position) else int(c.position),

@@ -34,7 +34,10 @@ def native_config(tmp_path) -> str:
     values = {"PROMETHEUS_SCRAPE_SELF": "127.0.0.1:9090", "RECOMMENDER_SCRAPE": "127.0.0.1:3001",
               "STREAM_SCRAPE": "127.0.0.1:3004", "DRIFT_SCRAPE": f"127.0.0.1:{s.drift_metrics_port}",
               "ASSIGNMENT_SCRAPE": f"127.0.0.1:{s.assignment_port}",
-              "ALERTMANAGER_TARGET": f"127.0.0.1:{s.alertmanager_port}", "PROMETHEUS_RULES": str(RULES_DIR / "*.yml")}
+              "ALERTMANAGER_TARGET": f"127.0.0.1:{s.alertmanager_port}", "PROMETHEUS_RULES": str(RULES_DIR / "*.yml"),
+              "REDIS_EXPORTER_SCRAPE": f"127.0.0.1:{s.redis_exporter_port}",
+              "NODE_EXPORTER_SCRAPE": f"127.0.0.1:{s.node_exporter_port}",
+              "KAFKA_JMX_SCRAPE": f"127.0.0.1:{s.kafka_jmx_exporter_port}"}
     path = tmp_path / "prometheus.yml"
     path.write_text(render_config(values, TEMPLATE))
     return str(path)
@@ -43,7 +46,7 @@ def native_config(tmp_path) -> str:
 def test_promtool_check_config_on_the_rendered_config(tmp_path):
     r = run(tool("promtool"), "check", "config", native_config(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS" in r.stdout and "10 rules found" in r.stdout  # the rule files were found through it
+    assert "SUCCESS" in r.stdout and "14 rules found" in r.stdout  # the rule files were found through it
 
 
 def test_promtool_check_rules():

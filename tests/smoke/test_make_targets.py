@@ -39,7 +39,9 @@ def test_up_status_down_leaves_nothing(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "RUN_DIR": str(run_dir), "REDIS_PORT": str(free_port()),
            "KAFKA_PORT": str(free_port()), "KAFKA_CONTROLLER_PORT": str(free_port()),
-           "PROMETHEUS_PORT": str(free_port()), "ALERTMANAGER_PORT": str(free_port())}
+           "PROMETHEUS_PORT": str(free_port()), "ALERTMANAGER_PORT": str(free_port()),
+           "REDIS_EXPORTER_PORT": str(free_port()), "NODE_EXPORTER_PORT": str(free_port()),
+           "KAFKA_JMX_EXPORTER_PORT": str(free_port())}
     try:
         up = make("up", env)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -47,8 +49,9 @@ def test_up_status_down_leaves_nothing(tmp_path):
 
         status = make("status", env)
         assert status.returncode == 0, status.stdout + status.stderr
-        infra = len(stack.servers(get_settings()))  # redis, kafka, prometheus, alertmanager
-        assert infra == 4 and status.stdout.count("healthy") == infra
+        # redis, redis-exporter, kafka (with its JMX exporter agent), node-exporter, prometheus, alertmanager
+        infra = len(stack.servers(get_settings()))
+        assert infra == 6 and status.stdout.count("healthy") == infra
         assert processes_mentioning(str(run_dir)), "no server process found under the run dir"
 
         # data is kept across a restart: write a key, restart redis via down/up

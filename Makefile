@@ -63,12 +63,15 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 	rm -rf run
 
 ## --- stream processor ---
-.PHONY: stack stream bench-stream
+.PHONY: stack stream bench-stream explorer
 
-stack: up ## infrastructure plus the stream processor, the recommender, the assignment service and the drift monitor in the background (trains first when no Feast registry exists); `make down` stops all
+stack: up ## infrastructure plus the stream processor, the recommender, the assignment service, the drift monitor and the explorer page in the background (trains first when no Feast registry exists); `make down` stops all
 	@[ -f "$$($(PY) -c 'from minirec.settings import get_settings as g; print(g().feature_repo_path)')/data/registry.db" ] \
 		|| $(MAKE) --no-print-directory train
 	@$(PY) -m minirec.cli up-apps
+
+explorer: setup ## the explorer page in the foreground on 127.0.0.1:EXPLORER_PORT (`make stack` runs it in the background)
+	@$(PY) -m services.explorer $(ARGS)
 
 stream: setup ## the Kafka stream processor in the foreground: interactions -> Feast online + seen-sets, all events -> data/lake (needs `make up`)
 	@$(PY) -m services.stream $(ARGS)

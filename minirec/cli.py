@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--services", nargs="+", help="check only these (e.g. redis kafka prometheus); default all")
     p.set_defaults(fn=_cmd_probe)
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
-                           ("up-apps", _cmd_up_apps, "start the stream processor and the assignment service in the background (after `make train`)"),
-                           ("down", _cmd_down, "stop the apps (stream processor, assignment) and the native services (data is kept)"),
+                           ("up-apps", _cmd_up_apps, "start the stream processor, recommender, assignment service, drift monitor and explorer in the background (after `make train`)"),
+                           ("down", _cmd_down, "stop the apps and the native services (data is kept)"),
                            ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),
                            ("summary", _cmd_summary, "print the data and service summary"),
                            ("fetch-kafka", _cmd_fetch_kafka, "resolve the Kafka broker jars with Maven")]:

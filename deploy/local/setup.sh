@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything native mode needs, idempotently:
-#   system packages (apt, as root): redis-server, prometheus, prometheus-alertmanager, Java 17, Maven
+#   system packages (apt, as root): redis-server, prometheus, prometheus-alertmanager, Java 17, Maven,
+#   chromium + chromium-driver (the explorer's browser test)
 #   uv (from PyPI) and the project venv .venv from requirements.lock
 #   Apache Kafka jars (Maven Central, pinned in deploy/kafka/pom.xml)
 # Re-running it is cheap: each step checks before it installs.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 UV_VERSION=0.13.9
-APT_PKGS=(redis-server prometheus prometheus-alertmanager openjdk-17-jre-headless maven)
+APT_PKGS=(redis-server prometheus prometheus-alertmanager openjdk-17-jre-headless maven chromium chromium-driver)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -18,6 +19,9 @@ command -v prometheus   >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v java         >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn          >/dev/null || missing+=(maven)
+# headless browser for tests/explorer (Selenium is pointed at this driver; nothing is downloaded)
+command -v chromium     >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     say "apt-get install ${missing[*]}"

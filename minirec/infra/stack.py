@@ -77,9 +77,18 @@ def drift_server(s: Settings) -> Server:
                   env={"DO_NOT_TRACK": "1"}, hint="read the log; `make drift` runs it in the foreground")
 
 
+def explorer_server(s: Settings) -> Server:
+    """The explorer page (services/explorer): one user's view of the running stack, over HTTP."""
+    url = f"{s.explorer_url}/healthz"
+    return Server(name="explorer", argv=[sys.executable, "-m", "services.explorer"], host=s.explorer_host,
+                  ports=[s.explorer_port], state_dir=s.run_path / "explorer",
+                  health=lambda: _metrics_answer(url), cwd=REPO_ROOT, start_timeout_s=60,
+                  hint="read the log; `python -m services.explorer` runs it in the foreground")
+
+
 def apps(s: Settings) -> list[Server]:
     """The project's own long-running processes that `make stack` starts after the infrastructure."""
-    return [stream_server(s), recommender_server(s), assignment_server(s), drift_server(s)]
+    return [stream_server(s), recommender_server(s), assignment_server(s), drift_server(s), explorer_server(s)]
 
 
 def up_apps(s: Settings, echo=print) -> None:

@@ -143,3 +143,52 @@ def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0,
         if all(result.values()) or time.monotonic() > deadline:
             return result
         time.sleep(interval_s)
+
+
+def _kib(path: Path, field: str) -> int:
+    """A `field:  N kB` line of a /proc file, in KiB (0 when the process is gone or hides it)."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every live process below it (by parent pid, read from /proc): BentoML's circus
+    arbiter puts its workers in sessions of their own, so a process group misses them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":  # fields[0] = state, fields[1] = parent pid
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def memory(s: Settings) -> list[dict]:
+    """Memory of every process the stack started (each server and all its descendants: BentoML's
+    workers, ...): rss_mib = sum of RSS (shared pages counted once per process, an
+    upper bound), pss_mib = sum of PSS (shared pages split between their users: what the stack
+    really adds). Servers that are not running are left out."""
+    rows = []
+    for server in [*servers(s), *apps(s)]:
+        pid = server.pid()
+        if pid is None:
+            continue
+        pids = descendants(pid)
+        proc = [Path(f"/proc/{p}") for p in pids]
+        rows.append({"name": server.name, "processes": len(pids),
+                     "rss_mib": sum(_kib(p / "status", "VmRSS") for p in proc) / 1024,
+                     "pss_mib": sum(_kib(p / "smaps_rollup", "Pss") for p in proc) / 1024})
+    return rows

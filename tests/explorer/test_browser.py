@@ -16,6 +16,7 @@ from minirec.events import Interaction, decode
 from minirec.infra.kafka import create_topics
 from minirec.infra.process import free_port
 from minirec.settings import get_settings
+from services.explorer.screenshot import CHROMEDRIVER, CHROMIUM
 from tests.assignment.conftest import start_service
 from tests.explorer.conftest import start_explorer
 from tests.serving.conftest import heaviest_user
@@ -23,8 +24,6 @@ from tests.simulator.conftest import consume_all
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture

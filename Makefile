@@ -26,10 +26,21 @@ up: setup ## start Redis, Kafka (KRaft) and Prometheus natively on 127.0.0.1, wa
 down: ## stop the native services (data kept under run/)
 	@if [ -x $(PY) ]; then $(PY) -m minirec.cli down; fi
 
-status: ## show pid, ports and health of each native service
-	@$(PY) -m minirec.cli status
+status: ## show pid, ports and health of each native service; ARGS=--memory adds the RSS/PSS of every process the stack started
+	@$(PY) -m minirec.cli status $(ARGS)
 
-demo: setup data up train ## the main job: setup, data, services, train + evaluate + register + materialise, then a summary
+# simulated live traffic in `make demo`: at most DEMO_SIM_S seconds of the held-out period replayed
+# DEMO_SPEEDUP times faster than it happened (25000: its 22 days in about 76 s)
+DEMO_SIM_S ?= 90
+DEMO_SPEEDUP ?= 25000
+step = @printf '\033[1;32m==> demo: %s\033[0m\n' $(1)
+
+demo: setup data stack ## the closed loop: setup, data, infrastructure, train (first time), every service, $(DEMO_SIM_S) s of simulated users, readout, summary; runs until `make down`
+	$(call step,"simulator: $(DEMO_SIM_S) s of held-out users -> recommender (arm from the assignment service) -> clicks on Kafka")
+	@$(PY) -m services.simulator --duration-s $(DEMO_SIM_S) --speedup $(DEMO_SPEEDUP)
+	$(call step,"A/B readout of ranker_v1 from the lake (the stream processor's last batch lands first)")
+	@sleep 3; $(PY) -m minirec.ab report ranker_v1 || echo "  (no readout yet: run \`make ab-report EXP=ranker_v1\` after more traffic)"
+	$(call step,"summary: the stack keeps running until \`make down\`")
 	@$(PY) -m minirec.cli summary
 
 test: setup data ## run every test (unit, real services, runbooks, compose smoke) — what CI runs
@@ -66,12 +77,15 @@ clean: down ## stop services and delete run/ (data/ and artifacts/ are kept)
 	rm -rf run
 
 ## --- stream processor ---
-.PHONY: stack stream bench-stream
+.PHONY: stack stream bench-stream explorer
 
-stack: up ## infrastructure plus the stream processor, the recommender, the assignment service and the drift monitor in the background (trains first when no Feast registry exists); `make down` stops all
+stack: up ## infrastructure plus the stream processor, the recommender, the assignment service, the drift monitor and the explorer page in the background (trains first when no Feast registry exists); `make down` stops all
 	@[ -f "$$($(PY) -c 'from minirec.settings import get_settings as g; print(g().feature_repo_path)')/data/registry.db" ] \
 		|| $(MAKE) --no-print-directory train
 	@$(PY) -m minirec.cli up-apps
+
+explorer: setup ## the explorer page in the foreground on 127.0.0.1:EXPLORER_PORT (`make stack` runs it in the background)
+	@$(PY) -m services.explorer $(ARGS)
 
 stream: setup ## the Kafka stream processor in the foreground: interactions -> Feast online + seen-sets, all events -> data/lake (needs `make up`)
 	@$(PY) -m services.stream $(ARGS)

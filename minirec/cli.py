@@ -2,7 +2,8 @@
 
     minirec data                 fetch MovieLens-100K into data/ml-100k (idempotent)
     minirec synth --users N ...  write a synthetic dataset with the same schema
-    minirec up | down | status   native Kafka, Redis, Prometheus on 127.0.0.1
+    minirec up | down | status   native Kafka, Redis, Prometheus on 127.0.0.1 (status --memory: RSS/PSS)
+    minirec up-apps              stream, recommender, assignment, drift monitor, explorer in the background
     minirec summary              print the data and service summary (make demo)
 """
 
@@ -103,8 +104,25 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if all(result.values()) else 1
 
 
-def _cmd_status(_: argparse.Namespace) -> int:
-    return 0 if _print_status() else 1
+def _print_memory() -> float:
+    """Per-service memory of the running stack and the total; returns the total PSS in MiB."""
+    from minirec.infra import stack
+
+    rows = stack.memory(get_settings())
+    print(f"{'service':<12}{'procs':>6}{'RSS MiB':>10}{'PSS MiB':>10}")
+    for r in rows:
+        print(f"{r['name']:<12}{r['processes']:>6}{r['rss_mib']:>10.0f}{r['pss_mib']:>10.0f}")
+    rss, pss = sum(r["rss_mib"] for r in rows), sum(r["pss_mib"] for r in rows)
+    print(f"{'total':<12}{sum(r['processes'] for r in rows):>6}{rss:>10.0f}{pss:>10.0f}   "
+          f"(= {pss / 1024:.2f} GiB PSS; RSS counts shared pages once per process)")
+    return pss
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    ok = _print_status()
+    if args.memory:
+        _print_memory()
+    return 0 if ok else 1
 
 
 def _cmd_summary(_: argparse.Namespace) -> int:
@@ -132,13 +150,49 @@ def _cmd_summary(_: argparse.Namespace) -> int:
                   f"{m.get('mrr@10', float('nan')):>9.4f}")
     else:
         print("No training run yet: `make train`")
-    url = f"http://{s.recommender_host}:{s.recommender_port}"
-    print("Next")
-    print(f"  make serve      then  curl -s -X POST {url}/recommend -H 'content-type: application/json' "
-          "-d '{\"user_id\": 1, \"k\": 5}'")
-    print("  make bench-serving   (Locust: batching on / off / framework floor)")
-    print("  make down            (stop Kafka, Redis, Prometheus)")
+    _print_loop(s)
     return 0 if ok else 1
+
+
+def _print_loop(s) -> None:
+    """What the running loop produced so far and where to look (the end of `make demo`)."""
+    from minirec.infra import stack
+
+    running = {r["name"] for r in stack.status(s) if r["running"]}
+    lake = s.stream_lake_path
+    counts = {t: _parquet_rows(lake / t) for t in ("interactions", "impressions", "exposures")}
+    print(f"Event lake {lake}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    if running & {"stream", "recommender", "assignment", "drift", "explorer"}:
+        print("Memory of the running stack (every process it started)")
+        _print_memory()
+    url = s.recommender_url
+    print("Where to look")
+    if "explorer" in running:
+        print(f"  explorer page   {s.explorer_url}/?user=196   (pick a user; click a film = an Interaction on Kafka)")
+    print(f"  Prometheus      {s.prometheus_url}/alerts   (recommender, assignment, stream, drift are scraped)")
+    print(f"  recommender     curl -s -X POST {url}/recommend -H 'content-type: application/json' "
+          "-d '{\"user_id\": 196, \"k\": 5, \"timings\": true}'")
+    report = s.artifacts_path / "ab" / s.explorer_experiment / "report.md"
+    print(f"  A/B readout     make ab-report EXP={s.explorer_experiment}"
+          + (f"   (last: {report})" if report.exists() else ""))
+    print(f"  drift report    make drift-once   (state and HTML reports of drifted windows in {s.drift_path})")
+    print("  more traffic    make simulate ARGS=\"--duration-s 120 --speedup 1e9\"")
+    print("  load test       make bench-serving   (Locust: batching on / off / framework floor)")
+    print("  stop            make down            (every process above; data under run/ is kept)")
+
+
+def _parquet_rows(folder: Path) -> int:
+    """Rows in every parquet part under `folder` (footers only; 0 when the folder does not exist)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for part in folder.rglob("*.parquet") if folder.is_dir() else []:
+        if not part.name.startswith("."):
+            try:
+                total += pq.ParquetFile(part).metadata.num_rows
+            except OSError:
+                pass
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,10 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topics", action="store_true", help="also require every topic from .env")
     p.add_argument("--services", nargs="+", help="check only these (e.g. redis kafka prometheus); default all")
     p.set_defaults(fn=_cmd_probe)
+    p = sub.add_parser("status", help="show pid, ports and health; exit 1 unless all healthy")
+    p.add_argument("--memory", action="store_true", help="also the RSS and PSS of every process the stack started")
+    p.set_defaults(fn=_cmd_status)
     for name, fn, text in [("up", _cmd_up, "start Redis, Kafka, Prometheus natively and wait until healthy"),
-                           ("up-apps", _cmd_up_apps, "start the stream processor and the assignment service in the background (after `make train`)"),
-                           ("down", _cmd_down, "stop the apps (stream processor, assignment) and the native services (data is kept)"),
-                           ("status", _cmd_status, "show pid, ports and health; exit 1 unless all healthy"),
+                           ("up-apps", _cmd_up_apps, "start the stream processor, recommender, assignment service, drift monitor and explorer in the background (after `make train`)"),
+                           ("down", _cmd_down, "stop the apps and the native services (data is kept)"),
                            ("summary", _cmd_summary, "print the data and service summary"),
                            ("fetch-kafka", _cmd_fetch_kafka, "resolve the Kafka broker jars with Maven")]:
         sub.add_parser(name, help=text).set_defaults(fn=fn)

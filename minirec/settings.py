@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     alertmanager_host: str = "127.0.0.1"
     alertmanager_port: int = Field(9095, ge=1, le=65535)  # 9093 is Kafka's controller, 9094 AM's cluster
 
+    # --- explorer page (services/explorer; started by `make stack`) ---
+    explorer_host: str = "127.0.0.1"
+    explorer_port: int = Field(3007, ge=1, le=65535)
+    explorer_dataset_dir: Path = Path("data/ml-100k")  # ratings (history), items (titles), users (random pick)
+    explorer_experiment: str = "ranker_v1"  # whose arms, assignment and readout the page shows
+    explorer_timeout_ms: int = Field(2000, ge=1)  # per call to another service; slower = "not available"
+
     # --- Airflow ---
     airflow_port: int = Field(8080, ge=1, le=65535)
     postgres_port: int = Field(5432, ge=1, le=65535)
@@ -218,6 +225,10 @@ class Settings(BaseSettings):
     @property
     def drift_lake_path(self) -> Path:
         return self.path(self.drift_lake_dir)
+
+    @property
+    def explorer_url(self) -> str:
+        return f"http://{self.explorer_host}:{self.explorer_port}"
 
     @property
     def alertmanager_url(self) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything native mode needs, idempotently:
 #   system packages (apt, as root): redis-server, prometheus, prometheus-alertmanager,
-#     prometheus-redis-exporter, prometheus-node-exporter, Java 17, Maven
+#     prometheus-redis-exporter, prometheus-node-exporter, Java 17, Maven,
+#     chromium + chromium-driver (the explorer's browser test)
 #   uv (from PyPI) and the project venv .venv from requirements.lock
 #   Apache Kafka jars and the JMX exporter javaagent (Maven Central, pinned in deploy/kafka/pom.xml)
 # Re-running it is cheap: each step checks before it installs.
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/../.."
 
 UV_VERSION=0.13.9
 APT_PKGS=(redis-server prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-node-exporter
-          openjdk-17-jre-headless maven)
+          openjdk-17-jre-headless maven chromium chromium-driver)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -22,6 +23,9 @@ command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-ex
 command -v prometheus-node-exporter  >/dev/null || missing+=(prometheus-node-exporter)
 command -v java         >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn          >/dev/null || missing+=(maven)
+# headless browser for tests/explorer (Selenium is pointed at this driver; nothing is downloaded)
+command -v chromium     >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     say "apt-get install ${missing[*]}"

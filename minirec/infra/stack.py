@@ -82,9 +82,18 @@ def drift_server(s: Settings) -> Server:
                   env={"DO_NOT_TRACK": "1"}, hint="read the log; `make drift` runs it in the foreground")
 
 
+def explorer_server(s: Settings) -> Server:
+    """The explorer page (services/explorer): one user's view of the running stack, over HTTP."""
+    url = f"{s.explorer_url}/healthz"
+    return Server(name="explorer", argv=[sys.executable, "-m", "services.explorer"], host=s.explorer_host,
+                  ports=[s.explorer_port], state_dir=s.run_path / "explorer",
+                  health=lambda: _metrics_answer(url), cwd=REPO_ROOT, start_timeout_s=60,
+                  hint="read the log; `python -m services.explorer` runs it in the foreground")
+
+
 def apps(s: Settings) -> list[Server]:
     """The project's own long-running processes that `make stack` starts after the infrastructure."""
-    return [stream_server(s), recommender_server(s), assignment_server(s), drift_server(s)]
+    return [stream_server(s), recommender_server(s), assignment_server(s), drift_server(s), explorer_server(s)]
 
 
 def up_apps(s: Settings, echo=print) -> None:
@@ -139,3 +148,52 @@ def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0,
         if all(result.values()) or time.monotonic() > deadline:
             return result
         time.sleep(interval_s)
+
+
+def _kib(path: Path, field: str) -> int:
+    """A `field:  N kB` line of a /proc file, in KiB (0 when the process is gone or hides it)."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every live process below it (by parent pid, read from /proc): BentoML's circus
+    arbiter puts its workers in sessions of their own, so a process group misses them."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":  # fields[0] = state, fields[1] = parent pid
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def memory(s: Settings) -> list[dict]:
+    """Memory of every process the stack started (each server and all its descendants: BentoML's
+    workers, ...): rss_mib = sum of RSS (shared pages counted once per process, an
+    upper bound), pss_mib = sum of PSS (shared pages split between their users: what the stack
+    really adds). Servers that are not running are left out."""
+    rows = []
+    for server in [*servers(s), *apps(s)]:
+        pid = server.pid()
+        if pid is None:
+            continue
+        pids = descendants(pid)
+        proc = [Path(f"/proc/{p}") for p in pids]
+        rows.append({"name": server.name, "processes": len(pids),
+                     "rss_mib": sum(_kib(p / "status", "VmRSS") for p in proc) / 1024,
+                     "pss_mib": sum(_kib(p / "smaps_rollup", "Pss") for p in proc) / 1024})
+    return rows

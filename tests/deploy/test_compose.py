@@ -147,3 +147,35 @@ def test_grafana_provisioning_points_at_prometheus(compose):
     assert compose["services"]["grafana"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:${PROMETHEUS_PORT}"
     for path in Path(REPO_ROOT / "monitoring/grafana/dashboards").glob("*.json"):
         assert json.loads(path.read_text())["panels"], path.name
+
+
+def test_compose_runs_each_app_with_the_native_entry_point(compose):
+    """Every process `make stack` starts natively is a compose service of the same name running the
+    same module with the same arguments (native: sys.executable, compose: the image's python)."""
+    from minirec.infra import stack
+
+    for app in stack.apps(Settings()):
+        service = compose["services"].get(app.name)
+        assert service is not None, f"{app.name}: no compose service"
+        assert service["command"] == ["python", *app.argv[1:]], app.name
+        assert service["image"] == "minirec-app:latest", app.name
+        assert "healthcheck" in service, app.name
+
+
+def test_the_model_init_job_gates_the_services_that_need_a_model(compose):
+    services = compose["services"]
+    init = services["model-init"]
+    assert init["restart"] == "no" and "python -m minirec.pipeline run" in " ".join(init["command"])
+    for name in ("recommender", "stream", "drift", "explorer"):
+        assert services[name]["depends_on"]["model-init"]["condition"] == "service_completed_successfully", name
+    named = {v.split(":", 1)[0] for v in init["volumes"] if not v.startswith("./")}
+    assert named and named <= set(compose["volumes"]), named  # state in named volumes the file declares
+
+
+def test_optional_parts_sit_behind_profiles(compose):
+    services = compose["services"]
+    assert services["grafana"]["profiles"] == ["grafana"]  # its image cannot be built from Debian packages
+    assert services["simulator"]["profiles"] == ["simulate"] and services["simulator"]["restart"] == "no"
+    # the explorer and the simulator call the other services by their compose names, not the bind address
+    for name in ("explorer", "simulator"):
+        assert services[name]["environment"]["RECOMMENDER_HOST"] == "recommender", name

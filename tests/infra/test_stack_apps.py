@@ -26,7 +26,15 @@ def test_assignment_app_uses_the_settings(tmp_path):
     assert app.ports == [3997] and app.host == s.assignment_host
     assert app.argv[-2:] == ["-m", "services.assignment"]
     assert app.state_dir == tmp_path / "run" / "assignment"
-    assert [a.name for a in stack.apps(s)] == ["stream", "recommender", "assignment", "drift"]
+    assert [a.name for a in stack.apps(s)] == ["stream", "recommender", "assignment", "drift", "explorer"]
+
+
+def test_explorer_app_uses_the_settings(tmp_path):
+    s = Settings(run_dir=tmp_path / "run", explorer_port=3994)
+    app = next(a for a in stack.apps(s) if a.name == "explorer")
+    assert app.ports == [3994] and app.host == s.explorer_host
+    assert app.argv[-2:] == ["-m", "services.explorer"]
+    assert app.state_dir == tmp_path / "run" / "explorer"
 
 
 def test_alertmanager_is_part_of_the_infrastructure(tmp_path):

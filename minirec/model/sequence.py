@@ -8,7 +8,8 @@
 Order: position p is the p-th most recent item, so "causal" means a token attends to itself and
 to older tokens (positions >= p), never to newer ones: the output at position p summarises the
 prefix of the sequence that ended with that item, as in SASRec (Kang & McAuley 2018,
-https://arxiv.org/abs/1808.09781). Only the newest position's output enters the user vector.
+https://arxiv.org/abs/1808.09781). Only the newest position's output enters the user vector (the
+two-tower adds it to the mean-pooled history when `user_encoder="attention"`).
 
 Training target: every training interaction is one label whose `last_items` was read just before
 it (minirec.features.training_set.label_frame), so each event of each user's time-ordered log is a

@@ -182,10 +182,9 @@ class TwoTower(nn.Module):
             uid = uid * keep  # hidden ids look like unknown users (index 0)
         hist = x["hist"]  # (B, 20)
         mask = (hist > 0).float().unsqueeze(-1)  # (B, 20, 1)
+        pooled = (self.hist_item(hist) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, id_dim) mean
         if self.cfg.user_encoder == "attention":
-            pooled = self.sequence(hist)  # (B, id_dim) newest position of the causal encoder
-        else:
-            pooled = (self.hist_item(hist) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, id_dim) mean
+            pooled = pooled + self.sequence(hist)  # + the causal encoder's newest position (order, recency)
         h = torch.cat([self.user_id(uid), pooled, self.age(x["age"]), self.gender(x["gender"]),
                        self.occ(x["occ"]), x["dense"]], dim=-1)  # (B, user_in)
         return F.normalize(self.user_mlp(h), dim=-1)  # (B, d)

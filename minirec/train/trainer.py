@@ -27,7 +27,7 @@ from minirec.model.two_tower import TwoTower, take
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 6  # measured: validation NDCG@10 (w = 0) peaks at epoch 4-5, then the towers overfit
     batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -35,7 +35,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1  # measured: 11 ms/step at 1 thread vs 18 ms at 2 on the shared 2-core box
     logq: bool = True
-    user_encoder: str = "attention"  # TwoTowerConfig.user_encoder: "attention" (sequence) or "mean"
+    # TwoTowerConfig.user_encoder: "mean" or "attention" (mean + causal sequence encoder); chosen on
+    # validation: mean 0.3625 vs attention 0.3397 learned-only NDCG@10 (minirec/pipeline/README.md)
+    user_encoder: str = "mean"
     recency_half_life_days: float | None = 30.0  # label weight 0.5 ** (age / half-life), age from the newest label
     progress: bool = True
 

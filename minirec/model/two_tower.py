@@ -57,6 +57,10 @@ class TwoTowerConfig:
     temperature: float = 0.05
     user_id_dropout: float = 0.2  # share of training rows whose user id is hidden (cold-start robustness)
     pop_weight: float = 0.0  # w of the popularity score term (set after training, on validation)
+    user_encoder: str = "mean"  # history encoder: "mean" (pooled ids) or "attention" (minirec.model.sequence)
+    seq_layers: int = 1  # causal self-attention blocks (attention encoder)
+    seq_heads: int = 2
+    item_pop_input: bool = False  # the item tower reads log1p(decayed popularity) as an input feature
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,13 +155,19 @@ class TwoTower(nn.Module):
         self.age = nn.Embedding(N_AGE, 8)
         self.gender = nn.Embedding(3, 4)
         self.occ = nn.Embedding(len(cfg.occupations) + 1, 8)
+        if cfg.user_encoder == "attention":
+            from minirec.model.sequence import SequenceEncoder
+
+            self.sequence = SequenceEncoder(self.hist_item, LAST_N, cfg.seq_layers, cfg.seq_heads)
+        elif cfg.user_encoder != "mean":
+            raise ValueError(f"user_encoder must be 'mean' or 'attention', got {cfg.user_encoder!r}")
         user_in = 2 * cfg.id_dim + 8 + 4 + 8 + N_DENSE
         self.user_mlp = nn.Sequential(nn.Linear(user_in, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.dim))
         # item tower
         self.item_id = nn.Embedding(n_items, cfg.id_dim, padding_idx=0)  # (M+1, id_dim)
         self.genre = nn.Linear(len(GENRES), 16, bias=False)
         self.year = nn.Embedding(N_YEAR, 8)
-        self.item_mlp = nn.Sequential(nn.Linear(cfg.id_dim + 16 + 8, cfg.hidden), nn.GELU(),
+        self.item_mlp = nn.Sequential(nn.Linear(cfg.id_dim + 16 + 8 + int(cfg.item_pop_input), cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, cfg.dim))
         for emb in (self.user_id, self.hist_item, self.item_id):
             nn.init.normal_(emb.weight, std=0.05)
@@ -173,13 +183,18 @@ class TwoTower(nn.Module):
         hist = x["hist"]  # (B, 20)
         mask = (hist > 0).float().unsqueeze(-1)  # (B, 20, 1)
         pooled = (self.hist_item(hist) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, id_dim) mean
+        if self.cfg.user_encoder == "attention":
+            pooled = pooled + self.sequence(hist)  # + the causal encoder's newest position (order, recency)
         h = torch.cat([self.user_id(uid), pooled, self.age(x["age"]), self.gender(x["gender"]),
                        self.occ(x["occ"]), x["dense"]], dim=-1)  # (B, user_in)
         return F.normalize(self.user_mlp(h), dim=-1)  # (B, d)
 
     def item_tower(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Encoded item batch -> (M, d) L2-normalised item embeddings."""
-        h = torch.cat([self.item_id(x["iid"]), self.genre(x["genres"]), self.year(x["year"])], dim=-1)
+        parts = [self.item_id(x["iid"]), self.genre(x["genres"]), self.year(x["year"])]
+        if self.cfg.item_pop_input:
+            parts.append(x["logpop"].unsqueeze(-1))  # (M, 1) as of the features' time
+        h = torch.cat(parts, dim=-1)
         return F.normalize(self.item_mlp(h), dim=-1)  # (M, d)
 
     def forward(self, users: Mapping[str, torch.Tensor], items: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,8 @@
-"""Step 3: train the two-tower; early stopping and the popularity weight w chosen on validation."""
+"""Step 3: train the two-tower; early stopping and the popularity weight w chosen on validation.
+
+The validation curve (and early stopping) measures the towers alone, w = 0 (`learned_only`): with
+w chosen per epoch the popularity term dominates and the curve stays flat while the loss falls
+(the diagnosis in minirec/pipeline/README.md). w is chosen once, after training."""
 
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def train(ctx: RunContext) -> dict[str, Any]:
     import torch
 
     from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
-    from minirec.train.trainer import plot_history, train_two_tower
+    from minirec.train.trainer import plot_history, recency_weights, train_two_tower
 
     tables = load_run_tables(ctx)
     split, cat = split_of(ctx, tables), catalogue(tables)
@@ -49,7 +53,8 @@ def train(ctx: RunContext) -> dict[str, Any]:
     valid_ev, _ = eval_sets(split, cat)
     cfg = TwoTowerConfig(user_ids=sorted(int(u) for u in labels["user_id"].unique()),
                          item_ids=[int(i) for i in cat.item_ids],
-                         occupations=sorted(str(o) for o in tables["users"]["occupation"].unique()))
+                         occupations=sorted(str(o) for o in tables["users"]["occupation"].unique()),
+                         user_encoder=ctx.train.user_encoder)
     torch.manual_seed(ctx.train.seed)
     model = TwoTower(cfg)
     users_x = encode_users(labels, cfg, labels["user_id"].values)
@@ -57,17 +62,23 @@ def train(ctx: RunContext) -> dict[str, Any]:
     items_x = encode_items(items_valid, cfg, cat.item_ids)
     freq = np.bincount(targets.numpy(), minlength=cat.n_items).astype(np.float64)
 
-    def validate(m: TwoTower) -> float:
-        return _best_pop_weight(m, users_valid, items_valid, valid_ev, cat)[1]
+    def validate(m: TwoTower) -> float:  # the towers alone: w = 0
+        from minirec.pipeline.context import tower_scores
+        from minirec.train.evaluate import evaluate_scores
 
-    result = train_two_tower(model, users_x, targets, items_x, freq, validate, ctx.train)
+        s = tower_scores(m, users_valid, items_valid, valid_ev.user_ids, cat.item_ids, pop_weight=0.0)
+        return evaluate_scores(s, valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
+
+    weights = recency_weights(labels["label_timestamp"].values, ctx.train.recency_half_life_days)
+    result = train_two_tower(model, users_x, targets, items_x, freq, validate, ctx.train, weights=weights)
     w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
     model.cfg.pop_weight = w
     out_dir = ctx.run_dir / "model"
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out_dir / "model.pt")
     write_json(out_dir / "config.json", cfg.to_dict())
-    plot_history(result.history, ctx.run_dir / "training_curve.png")
+    plot_history(result.history, ctx.run_dir / "training_curve.png",
+                 title=f"two-tower ({cfg.user_encoder} user encoder), validation w = 0")
     out = {"seconds": round(result.seconds, 1), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "valid_ndcg@10": ndcg, "pop_weight": w, "history": result.history, "train_config": result.config,
            "labels": int(len(labels))}

@@ -61,7 +61,7 @@ airflow: setup ## Airflow UI natively (`airflow standalone` on SQLite, 127.0.0.1
 serve: setup ## run the BentoML recommender on 127.0.0.1:RECOMMENDER_PORT (needs `make up` and `make train`)
 	@$(PY) -m services.recommender
 
-bench-serving: setup ## Locust against batching on, batching off and the BentoML floor in one run -> artifacts/bench/
+bench-serving: setup ## Locust + an open-loop client against batching on (and on with the default GC), batching off and the BentoML floor in one run -> artifacts/bench/
 	@$(PY) loadtests/bench_serving.py $(ARGS)
 
 bench-features: setup ## Feast get_online_features vs the service's reader vs one raw Redis round trip -> artifacts/bench/features.json

@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-kafka", action="store_true",
                    help="point the service at a closed port: every exposure is dropped and counted, which "
                         "isolates what the Kafka producer costs (not the service as deployed)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also measure the CPU of each part of POST /assign in-process (loadtests/assignment_breakdown.py)")
     p.add_argument("--work", type=Path, default=get_settings().run_path / "bench-assignment")
     p.add_argument("--out", type=Path, default=get_settings().artifacts_path / "bench")
     args = p.parse_args(argv)
@@ -160,19 +162,29 @@ def main(argv: list[str] | None = None) -> int:
                     results[name]["exposures"] = exposure_counts(url)
             finally:
                 srv.stop(timeout_s=15)
+        if args.breakdown and not args.no_kafka:
+            from loadtests.assignment_breakdown import breakdown
+
+            raw = [json.dumps(b).encode() for b in json.loads(bodies.read_text())]
+            results["breakdown"] = breakdown(f"{env['KAFKA_HOST']}:{env['KAFKA_PORT']}", env["TOPIC_EXPOSURES"], raw)
+            print("  breakdown (CPU µs per request, in-process):", json.dumps(
+                {k: round(v, 1) for k, v in results["breakdown"].items()}), flush=True)
     finally:
         for s in reversed(infra):
             s.stop()
     a, f = results["assignment"], results["floor"]
     summary = {"rps": a["saturation"]["rps"], "rps_floor": f["saturation"]["rps"],
                "p99_ms": a["fixed_rate"]["p99_ms"], "p99_ms_floor": f["fixed_rate"]["p99_ms"],
-               "errors": int(sum(r[k]["errors"] for r in results.values() for k in ("saturation", "fixed_rate"))),
+               "errors": int(sum(r[k]["errors"] for r in (a, f) for k in ("saturation", "fixed_rate"))),
                "cpu_us_per_request": a["saturation"]["cpu_us_per_request"],
                "cpu_us_per_request_floor": f["saturation"]["cpu_us_per_request"],
                "fixed_rate_rps": args.rate, "exposures_sent": a["exposures"]["sent"],
                "exposures_dropped": a["exposures"]["dropped"]}
     summary["ratio_rps"] = summary["rps"] / summary["rps_floor"]
     summary["ratio_cpu"] = summary["cpu_us_per_request_floor"] / summary["cpu_us_per_request"]
+    if "breakdown" in results:  # the best ratio this design can reach: floor / (floor + the parts)
+        floor_us = summary["cpu_us_per_request_floor"]
+        summary["ratio_bound"] = floor_us / (floor_us + results["breakdown"]["parts_us_per_request"])
     out = {**summary, "targets": results, "seconds": args.seconds, "connections": args.connections,
            "command": "make bench-assignment (python loadtests/bench_assignment.py " + " ".join(argv or sys.argv[1:]) + ")",
            "machine": f"{os.cpu_count()} cores, {platform.platform()}", "load_average_after": os.getloadavg(),

@@ -1,4 +1,4 @@
-"""`make bench-serving`: batching on, batching off and the BentoML floor, in one run.
+"""`make bench-serving`: batching on, batching off, the BentoML floor (and batching on with the default GC), in one run.
 
 For each target it starts a fresh `bentoml serve` (one at a time, same worker and
 thread settings), warms it up, then runs Locust headless:
@@ -42,6 +42,9 @@ TARGETS = {
     "batching_on": ("services.recommender.service:Recommender", {"RECOMMENDER_BATCHING": "true"}, "full"),
     "batching_off": ("services.recommender.service:Recommender", {"RECOMMENDER_BATCHING": "false"}, "full"),
     "floor": ("services.recommender.floor:Floor", {}, "recommend"),
+    # the same as batching_on with CPython's default GC (no gc.freeze): the tail fix's before/after
+    "batching_on_no_freeze": ("services.recommender.service:Recommender",
+                              {"RECOMMENDER_BATCHING": "true", "RECOMMENDER_GC_FREEZE": "false"}, "full"),
 }
 
 
@@ -260,13 +263,16 @@ def markdown(out: dict) -> str:
     for k in ("rps_batching_on", "rps_batching_off", "rps_floor", "ratio_on_off", "ratio_recommend_floor",
               "cpu_us_per_request_on", "cpu_us_per_request_off", "cpu_us_per_request_floor", "ratio_cpu_floor",
               "p50_ms", "p90_ms", "p99_ms", "p50_ms_floor", "p99_ms_floor", "ratio_p99_floor",
+              "rps_no_freeze", "cpu_us_per_request_no_freeze", "p99_ms_no_freeze",
               "locust_p99_ms_at_100", "errors"):
         v = t[k]
         lines.append(f"| {k} | {v:.2f} | {targets.get(k, '')} |" if isinstance(v, float) else
                      f"| {k} | {v} | {targets.get(k, '')} |")
     lines += ["", f"p50/p90/p99 (and *_floor) in the summary: {t['fixed_rate_generator']}, /recommend only, "
               "batching on (floor: the constant-returning BentoML service); latency from each request's due time. "
-              "locust_p99_ms_at_100 is Locust's closed-loop figure for the full mix, kept for comparison.",
+              "locust_p99_ms_at_100 is Locust's closed-loop figure for the full mix, kept for comparison. "
+              "*_no_freeze: batching on with CPython's default GC (RECOMMENDER_GC_FREEZE=false), the "
+              "before of the tail fix (services/recommender/heap.py).",
               "![latency vs load](serving.png)", ""]
     return "\n".join(lines)
 
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s in reversed(infra):
             s.stop()
-    on, off, floor = (results.get(k, {}) for k in ("batching_on", "batching_off", "floor"))
+    on, off, floor, nf = (results.get(k, {}) for k in ("batching_on", "batching_off", "floor", "batching_on_no_freeze"))
 
     def g(res, *path, default=float("nan")):
         for k in path:
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         return res
 
     at100 = g(on, "rates", "100", default={})
-    ol_on, ol_floor = g(on, "open_loop", default={}), g(floor, "open_loop", default={})
+    ol_on, ol_floor, ol_nf = (g(r, "open_loop", default={}) for r in (on, floor, nf))
     nan = float("nan")
     summary = {
         "rps_batching_on": g(on, "saturation", "rps"), "rps_batching_off": g(off, "saturation", "rps"),
@@ -327,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_us_per_request_floor": g(floor, "saturation", "cpu_us_per_request"),
         "p50_ms": ol_on.get("p50_ms", nan), "p90_ms": ol_on.get("p90_ms", nan), "p99_ms": ol_on.get("p99_ms", nan),
         "p50_ms_floor": ol_floor.get("p50_ms", nan), "p99_ms_floor": ol_floor.get("p99_ms", nan),
+        "p99_ms_no_freeze": ol_nf.get("p99_ms", nan), "rps_no_freeze": g(nf, "saturation", "rps"),
+        "cpu_us_per_request_no_freeze": g(nf, "saturation", "cpu_us_per_request"),
         "fixed_rate_generator": f"open-loop aiohttp at {args.open_rate:.0f} req/s for {args.open_seconds:.0f} s "
                                 "(loadtests/openloop.py)",
         "locust_p50_ms_at_100": at100.get("p50_ms", nan), "locust_p99_ms_at_100": at100.get("p99_ms", nan),

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     recommender_redis_timeout_ms: int = Field(100, ge=1)
     recommender_impression_buffer: int = Field(10000, ge=1)
     recommender_shutdown_drain_s: float = Field(5.0, ge=0)
+    recommender_gc_freeze: bool = True
     feature_repo_dir: Path = Path("feature_repo")
     recommender_items_table: Path = Path("data/ml-100k/items.parquet")
 

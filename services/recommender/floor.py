@@ -23,6 +23,14 @@ CONSTANT = RecommendResponse(items=[Item(item_id=i, title=f"item {i}", score=1.0
 
 @bentoml.service(**service_options("recommender_floor"))
 class Floor:
+    def __init__(self) -> None:
+        from minirec.settings import get_settings
+
+        if get_settings().recommender_gc_freeze:  # the same heap treatment as the recommender's worker
+            from services.recommender.heap import settle
+
+            settle()
+
     @bentoml.api(route="/recommend")
     def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
         """Validates the request like the recommender, then returns a constant."""

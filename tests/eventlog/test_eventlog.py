@@ -32,3 +32,20 @@ def test_an_unreachable_broker_drops_and_counts_without_blocking():
     log.close(timeout_s=0.5)
     assert log.dropped["closed"] == 10 and log.sent == 0
     assert log.sent + sum(log.dropped.values()) == 50
+
+
+def test_close_right_after_a_burst_leaves_nothing_uncounted(kafka_broker, kafka_topic):
+    """Closed while events are queued and in flight: each one is sent or dropped{closed}, never lost
+    between the counters (the sender settles the producer's open futures when it stops)."""
+    log = EventLog(kafka_broker.bootstrap, kafka_topic, buffer=20_000)
+    deadline = time.monotonic() + 30
+    while not log.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    n = 5_000
+    for i in range(n):
+        log.log(str(i).encode(), b"x" * 100)
+    log.close(timeout_s=0.05)  # far too short to deliver 5,000 events
+    log._thread.join(timeout=10)  # the sender's last settle may end after close() returned
+    assert not log._thread.is_alive()
+    assert log.sent + sum(log.dropped.values()) == n, (log.sent, dict(log.dropped))
+    assert log.pending == 0

@@ -1,0 +1,51 @@
+"""One PNG per scale curve (matplotlib, Agg: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ann(rows: list[dict], sweeps: list[dict], path: Path) -> None:
+    """Left: recall@100 vs speedup over exact, every setting, one line per (index, size).
+    Right: the chosen point's p50 latency vs catalogue size per index."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sizes = sorted({r["items"] for r in rows})
+    for kind, marker in (("hnsw", "o"), ("ivfpq", "s")):
+        for n in sizes:
+            pts = [s for s in sweeps if s["index"] == kind and s["items"] == n]
+            if kind == "ivfpq":  # one line per nprobe with the best k_factor
+                best: dict[int, dict] = {}
+                for s in pts:
+                    p = s["setting"]["nprobe"]
+                    if p not in best or s["recall"] > best[p]["recall"]:
+                        best[p] = s
+                pts = [best[p] for p in sorted(best)]
+            ax1.semilogx([s["speedup_vs_exact"] for s in pts], [s["recall"] for s in pts], marker + "-",
+                         label=f"{kind} {n:,}", alpha=0.8)
+    ax1.axhline(0.99, color="grey", ls=":", lw=1)
+    ax1.axvline(10, color="grey", ls=":", lw=1)
+    ax1.set_xlabel("speedup vs exact (p50, 1 thread)")
+    ax1.set_ylabel("recall@100")
+    ax1.set_ylim(0.8, 1.001)
+    ax1.legend(fontsize=7)
+    ax1.set_title("recall / speed trade-off per setting")
+    for kind, marker in (("exact", "^"), ("hnsw", "o"), ("ivfpq", "s")):
+        pts = sorted((r for r in rows if r["index"] == kind), key=lambda r: r["items"])
+        ax2.loglog([r["items"] for r in pts], [r["p50_us"] for r in pts], marker + "-", label=kind)
+    ax2.set_xlabel("catalogue items")
+    ax2.set_ylabel("p50 µs per query at recall ≥ 0.99")
+    ax2.legend()
+    ax2.set_title("query latency vs catalogue size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -5,6 +5,9 @@
            recall@100 vs exact, single-query p50/p99 (1 thread), speedup, memory, build time
            -> scale.json["ann"] (one row per size and index: the cheapest setting reaching
            recall 0.99) and ["ann_sweep"] (every setting), ann.png
+    stream: events/s with 1, 2, 3 `python -m services.stream` processes in one group on 3
+           partitions; lag recovery after pausing the group (loadtests/scale_stream.py)
+           -> scale.json["stream"], ["stream_lag_recovery"], stream_scale.png
 
 Each curve rewrites only its own keys of scale.json, so curves can be rerun one at a time
 (--curves ann). Heavy: the 1M-item builds take minutes on 2 cores; run it under `nice`.
@@ -25,7 +28,39 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CURVES = ("ann",)
+CURVES = ("ann", "stream")
+
+
+def run_stream(quick: bool, out: Path) -> dict:
+    """Throughput with 1, 2, 3 processes on 3 partitions and lag recovery after a pause -> stream.png."""
+    import shutil
+    import tempfile
+
+    from tqdm import tqdm
+
+    from loadtests.bench_stream import setup_world
+    from loadtests.scale_stream import lag_recovery, throughput
+    from minirec.scale.plots import plot_stream
+
+    root = Path(tempfile.mkdtemp(prefix="scale_stream_"))
+    redis, kafka, repo = setup_world(root)
+    world = (redis, kafka, repo, root)
+    n, rate, pause = (3_000, 500, 3.0) if quick else (30_000, 2_000, 8.0)
+    rows, recov = [], []
+    try:
+        for k in tqdm((1, 2, 3), desc="stream throughput", unit="group"):
+            rows.append(throughput(world, k, n, root))
+            tqdm.write(json.dumps(rows[-1]))
+        for k in tqdm((1, 3), desc="stream lag recovery", unit="group"):
+            recov.append(lag_recovery(world, k, rate, pause, root))
+            tqdm.write(json.dumps(recov[-1]))
+    finally:
+        kafka.stop()
+        redis.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    plot_stream(rows, recov, out / "stream_scale.png")
+    return {"stream": rows, "stream_lag_recovery": recov,
+            "stream_note": f"{os.cpu_count()} cores shared by Kafka, Redis, the producer and the processors"}
 
 
 def run_ann(sizes: list[int], quick: bool, threads: int, out: Path) -> dict:
@@ -73,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if "ann" in a.curves:
         sizes = a.sizes or ([2_000, 5_000] if a.quick else [10_000, 100_000, 1_000_000])
         result.update(run_ann(sizes, a.quick, a.threads, a.out))
+    if "stream" in a.curves:
+        result.update(run_stream(a.quick, a.out))
     path.write_text(json.dumps(result, indent=2))
     print(f"-> {path}")
     return 0

@@ -27,8 +27,8 @@ from minirec.train.ann import build_exact, mips_augment
 from minirec.train.ann import search as mips_search
 
 KEYS = ("items", "index", "recall_at_100", "p50_us", "p99_us", "speedup_vs_exact", "memory_mb", "build_s")
-HNSW_EF = (100, 128, 192, 256, 384, 512, 768)  # efSearch sweep
-IVF_NPROBE = (1, 4, 8, 16, 32, 64, 128, 256)  # nprobe sweep
+HNSW_EF = (100, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)  # efSearch sweep (768 gave 0.988 at 1M)
+IVF_NPROBE = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # nprobe sweep (256 gave 0.974 at 1M)
 REFINE_K = (2, 4, 8)  # re-rank k_factor sweep
 
 

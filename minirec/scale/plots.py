@@ -49,3 +49,23 @@ def plot_ann(rows: list[dict], sweeps: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_stream(rows: list[dict], recovery: list[dict], path: Path) -> None:
+    """Left: events/s vs processes on 3 partitions. Right: lag recovery seconds vs processes."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    ax1.plot([r["processes"] for r in rows], [r["events_per_s"] for r in rows], "o-")
+    ax1.set_xticks([r["processes"] for r in rows])
+    ax1.set_xlabel("processor processes (3 partitions)")
+    ax1.set_ylabel("events/s drained")
+    ax1.set_ylim(bottom=0)
+    ax1.set_title("throughput vs group members")
+    ax2.bar([str(r["processes"]) for r in recovery], [r["recovery_s"] for r in recovery])
+    ax2.set_xlabel("processor processes")
+    ax2.set_ylabel("seconds to drain the backlog")
+    if recovery:
+        ax2.set_title(f"lag recovery after a {recovery[0]['pause_s']:.0f} s pause at {recovery[0]['rate_per_s']:.0f}/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

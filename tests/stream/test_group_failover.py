@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from loadtests.scale_stream import group_members as group_assignment
 from minirec.events import encode, key_of
 from tests.stream.conftest import (
     Subprocess,
@@ -19,30 +20,6 @@ from tests.stream.conftest import (
 from tests.stream.test_crash import make_events
 
 N_EVENTS = 30_000
-
-
-def group_assignment(bootstrap: str, group_id: str, topic: str) -> list[set[int]]:
-    """The `topic` partitions each current member of the group owns (one set per member)."""
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        group = admin.describe_groups([group_id])[group_id]
-    except KafkaError:  # no coordinator yet (the group is being created): no members to report
-        return []
-    finally:
-        admin.close()
-    if group.get("group_state", group.get("state")) != "Stable":
-        return []
-    owned = []
-    for m in group["members"]:
-        parts: set[int] = set()
-        for t in m["member_assignment"]["assigned_partitions"]:
-            if t["topic"] == topic:
-                parts.update(t["partitions"])
-        owned.append(parts)
-    return owned
 
 
 def owned_by(proc: Subprocess, topic: str) -> set[int]:

@@ -36,8 +36,10 @@ def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
     return best
 
 
-def train(ctx: RunContext) -> dict[str, Any]:
-    """Train the two-tower on the train period; early stopping and w on validation."""
+def train(ctx: RunContext, fit=None) -> dict[str, Any]:
+    """Train the two-tower on the train period; early stopping and w on validation.
+
+    `fit` replaces train_two_tower (same signature): minirec.train.ddp passes its DDP loop."""
     import torch
 
     from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
@@ -60,7 +62,7 @@ def train(ctx: RunContext) -> dict[str, Any]:
     def validate(m: TwoTower) -> float:
         return _best_pop_weight(m, users_valid, items_valid, valid_ev, cat)[1]
 
-    result = train_two_tower(model, users_x, targets, items_x, freq, validate, ctx.train)
+    result = (fit or train_two_tower)(model, users_x, targets, items_x, freq, validate, ctx.train)
     w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
     model.cfg.pop_weight = w
     out_dir = ctx.run_dir / "model"

@@ -148,3 +148,9 @@ drift-ui: setup ## Evidently UI over the drift workspace on 127.0.0.1:DRIFT_UI_P
 
 bench-drift: setup data ## seconds per drift window vs window size (1k, 10k, 100k rows) and the share inside Evidently -> artifacts/bench/drift.{json,png}
 	@$(PY) loadtests/bench_drift.py $(ARGS)
+
+## --- scale curves ---
+.PHONY: bench-scale
+
+bench-scale: setup ## cost curves over data size: ANN exact/HNSW/IVF-PQ at 10k-1M items -> artifacts/bench/scale.json + PNGs (minutes; ARGS="--quick" for tiny sizes)
+	@nice -n 5 $(PY) loadtests/bench_scale.py $(ARGS)

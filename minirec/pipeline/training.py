@@ -40,8 +40,10 @@ def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
     return best
 
 
-def train(ctx: RunContext) -> dict[str, Any]:
-    """Train the two-tower on the train period; early stopping and w on validation."""
+def train(ctx: RunContext, fit=None) -> dict[str, Any]:
+    """Train the two-tower on the train period; early stopping and w on validation.
+
+    `fit` replaces train_two_tower (same signature): minirec.train.ddp passes its DDP loop."""
     import torch
 
     from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
@@ -70,7 +72,7 @@ def train(ctx: RunContext) -> dict[str, Any]:
         return evaluate_scores(s, valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
 
     weights = recency_weights(labels["label_timestamp"].values, ctx.train.recency_half_life_days)
-    result = train_two_tower(model, users_x, targets, items_x, freq, validate, ctx.train, weights=weights)
+    result = (fit or train_two_tower)(model, users_x, targets, items_x, freq, validate, ctx.train, weights=weights)
     w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
     model.cfg.pop_weight = w
     out_dir = ctx.run_dir / "model"

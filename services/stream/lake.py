@@ -6,10 +6,12 @@ A part is written to a hidden temp file and renamed (atomic on one
 filesystem), so a reader or a kill -9 never sees half a part; readers
 (pyarrow datasets, pandas) skip names starting with "." by default.
 
-Idempotency: before a write, the event ids already in a partition are read
-once from its parts (the `event_id` column only) and cached; an event whose id
-is there, or earlier in the same batch, is skipped. So replaying a batch after
-a crash appends nothing twice. The cache is one set of ids per partition that
+Idempotency: before a write, the event ids in a partition's parts (the
+`event_id` column only) are cached; parts that appeared since the last look
+(written by another processor of the consumer group) are read before every
+write. An event whose id is there, or earlier in the same batch, is skipped.
+So replaying a batch after a crash, by this process or by the group member
+that took the partition over, appends nothing twice. The cache is one set of ids per partition that
 was touched since start (32-hex ids: ~100 bytes each, fine for the days a
 processor sees; a multi-day replay of millions would want a compaction job).
 
@@ -60,22 +62,33 @@ def _row(event: Event) -> dict:
     return d
 
 
-def read_event_ids(part_dir: Path) -> set[str]:
+def read_event_ids(part_dir: Path, skip: set[str] | None = None) -> tuple[set[str], set[str]]:
+    """(event ids, part file names read) of the parts in `part_dir` whose names are not in `skip`."""
     ids: set[str] = set()
+    names: set[str] = set()
     for f in sorted(part_dir.glob("part-*.parquet")):
+        if skip is not None and f.name in skip:
+            continue
         ids.update(pq.read_table(f, columns=["event_id"]).column("event_id").to_pylist())
-    return ids
+        names.add(f.name)
+    return ids, names
 
 
 class LakeWriter:
     def __init__(self, root: Path):
         self.root = root
         self._ids: dict[Path, set[str]] = {}  # partition dir -> event ids already in it
+        self._parts: dict[Path, set[str]] = {}  # partition dir -> part names already read or written
 
     def _known(self, part_dir: Path) -> set[str]:
-        if part_dir not in self._ids:
-            self._ids[part_dir] = read_event_ids(part_dir) if part_dir.exists() else set()
-        return self._ids[part_dir]
+        return self._ids.setdefault(part_dir, set())
+
+    def _refresh(self, part_dir: Path) -> None:
+        """Read the parts other group members wrote into `part_dir` since the last look."""
+        if part_dir.exists():
+            ids, names = read_event_ids(part_dir, skip=self._parts.setdefault(part_dir, set()))
+            self._known(part_dir).update(ids)
+            self._parts[part_dir].update(names)
 
     def write(self, events: Sequence[Event]) -> list[bool]:
         """Append the events not yet in the lake; returns, per event, True when it was new.
@@ -87,6 +100,8 @@ class LakeWriter:
         for e in events:
             table = TABLE_OF[type(e)]
             d = partition_dir(self.root, table, e)
+            if d not in pending:
+                self._refresh(d)
             seen = pending.setdefault(d, set())
             if e.event_id in self._known(d) or e.event_id in seen:
                 fresh.append(False)
@@ -102,4 +117,5 @@ class LakeWriter:
             pq.write_table(arrow, tmp)
             os.replace(tmp, d / name)
             self._known(d).update(e.event_id for e in evs)  # only after the part is visible
+            self._parts.setdefault(d, set()).add(name)
         return fresh

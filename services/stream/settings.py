@@ -41,6 +41,19 @@ class StreamConfig:
                    metrics_host=s.stream_metrics_host,
                    retry_max_s=s.stream_retry_max_s)
 
+    def to_env(self, metrics_port: int | None = None) -> dict[str, str]:
+        """This config as the environment overrides `python -m services.stream` reads (.env names)."""
+        host, port = self.bootstrap.split(":")
+        return {"KAFKA_HOST": host, "KAFKA_PORT": port, "STREAM_GROUP_ID": self.group_id,
+                "TOPIC_INTERACTIONS": self.topic_interactions, "TOPIC_IMPRESSIONS": self.topic_impressions,
+                "TOPIC_EXPOSURES": self.topic_exposures, "TOPIC_DEADLETTER": self.topic_deadletter,
+                "REDIS_HOST": self.redis_host, "REDIS_PORT": str(self.redis_port),
+                "FEAST_PROJECT": self.feast_project, "FEATURE_REPO_DIR": str(self.feature_repo),
+                "STREAM_LAKE_DIR": str(self.lake_dir), "STREAM_ITEMS_TABLE": str(self.items_table),
+                "STREAM_BATCH_SIZE": str(self.batch_size), "STREAM_BATCH_MAX_WAIT_MS": str(self.batch_max_wait_ms),
+                "STREAM_METRICS_PORT": str(self.metrics_port if metrics_port is None else metrics_port),
+                "STREAM_RETRY_MAX_S": str(self.retry_max_s)}
+
     @property
     def topics(self) -> list[str]:
         return [self.topic_interactions, self.topic_impressions, self.topic_exposures]

@@ -113,15 +113,7 @@ def stream_config(kafka_broker, topics: dict[str, str], world: FeastWorld, lake:
 
 def config_env(cfg: StreamConfig, metrics_port: int) -> dict[str, str]:
     """The same config as environment overrides for `python -m services.stream`."""
-    host, port = cfg.bootstrap.split(":")
-    return {"KAFKA_HOST": host, "KAFKA_PORT": port, "STREAM_GROUP_ID": cfg.group_id,
-            "TOPIC_INTERACTIONS": cfg.topic_interactions, "TOPIC_IMPRESSIONS": cfg.topic_impressions,
-            "TOPIC_EXPOSURES": cfg.topic_exposures, "TOPIC_DEADLETTER": cfg.topic_deadletter,
-            "REDIS_HOST": cfg.redis_host, "REDIS_PORT": str(cfg.redis_port), "FEAST_PROJECT": cfg.feast_project,
-            "FEATURE_REPO_DIR": str(cfg.feature_repo), "STREAM_LAKE_DIR": str(cfg.lake_dir),
-            "STREAM_ITEMS_TABLE": str(cfg.items_table), "STREAM_BATCH_SIZE": str(cfg.batch_size),
-            "STREAM_BATCH_MAX_WAIT_MS": str(cfg.batch_max_wait_ms), "STREAM_METRICS_PORT": str(metrics_port),
-            "STREAM_RETRY_MAX_S": str(cfg.retry_max_s)}
+    return cfg.to_env(metrics_port)
 
 
 class InProcess:

@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup data synth up down status demo test test-fast runbooks runbook-numbers airflow serve bench-serving bench-features compose-smoke lint clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## install system packages (apt), uv, the .venv from requirements.lock, Kafka jars (Maven)
 	@bash deploy/local/setup.sh
@@ -154,3 +154,9 @@ bench-drift: setup data ## seconds per drift window vs window size (1k, 10k, 100
 
 bench-scale: setup ## cost curves over data size: ANN exact/HNSW/IVF-PQ at 10k-1M items -> artifacts/bench/scale.json + PNGs (minutes; ARGS="--quick" for tiny sizes)
 	@nice -n 5 $(PY) loadtests/bench_scale.py $(ARGS)
+
+## --- Kubernetes manifests ---
+.PHONY: k8s-validate
+
+k8s-validate: ## render deploy/k8s (base + each overlay's patches) and validate every manifest offline against the Kubernetes schemas (kubernetes-validate)
+	@$(PY) -m minirec.k8s $(ARGS)

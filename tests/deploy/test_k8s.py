@@ -68,6 +68,18 @@ def test_planted_errors_are_rejected(tmp_path):
     assert any("Deployment/recommender: spec/replicas" in e for e in k8s.validate(k8s.render(tree / "base")))
 
 
+def test_cli_exit_status(tmp_path, capsys):
+    """`make k8s-validate` fails (exit 1, INVALID named) on a broken tree and passes on the real one."""
+    assert k8s.main([]) == 0
+    tree = tmp_path / "k8s"
+    shutil.copytree(k8s.K8S_DIR, tree)
+    svc = tree / "base" / "assignment.yaml"
+    svc.write_text(svc.read_text().replace("containerPort: 3005", "containerPort: 3005x", 1))
+    assert k8s.main([str(tree / "overlays" / "small")]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "Deployment/assignment" in out
+
+
 def test_patch_matching_nothing_is_an_error(tmp_path):
     tree = tmp_path / "k8s"
     shutil.copytree(k8s.K8S_DIR, tree)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -90,6 +91,17 @@ def test_patch_matching_nothing_is_an_error(tmp_path):
 
 
 # --- overlays: the patches take effect and keep the rest of the base -----------------------------
+
+@pytest.mark.skipif(shutil.which("kubectl") is None,
+                    reason="no kubectl here (not a dependency: CI renders with minirec.k8s alone)")
+@pytest.mark.parametrize("target", TARGETS, ids=lambda p: str(p.relative_to(k8s.K8S_DIR)))
+def test_render_equals_kubectl_kustomize(target):
+    """Where a kubectl is installed, its built-in kustomize renders exactly what minirec.k8s renders."""
+    out = subprocess.run(["kubectl", "kustomize", str(target)], capture_output=True, text=True, check=True).stdout
+    theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+    mine = {(d["kind"], d["metadata"]["name"]): d for d in k8s.render(target)}
+    assert mine == theirs
+
 
 def test_merge_by_name_keeps_base_fields():
     base = {"spec": {"containers": [{"name": "a", "image": "x", "resources": {"limits": {"cpu": "1"}}},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from minirec.infra.alertmanager import alertmanager_server
 from minirec.infra.exporters import node_exporter_server, redis_exporter_server
-from minirec.infra.kafka import create_topics, kafka_server
+from minirec.infra.kafka import create_topics, kafka_health, kafka_server
 from minirec.infra.process import InfraError, Server
 from minirec.infra.prometheus import prometheus_server
 from minirec.infra.redis_server import redis_server
@@ -142,9 +142,18 @@ def probe(s: Settings, timeout_s: float = 180.0, interval_s: float = 2.0,
     if unknown:
         raise InfraError(f"unknown service(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(srv.name for srv in servers(s))}")
+
+    def check(srv: Server) -> bool:
+        if srv.name == "kafka":  # the broker only: a container does not publish its JMX agent's port
+            try:
+                return bool(kafka_health(f"{s.kafka_host}:{s.kafka_port}"))
+            except Exception:  # noqa: BLE001 - any failure of a probe means "not healthy"
+                return False
+        return srv.healthy()
+
     deadline = time.monotonic() + timeout_s
     while True:
-        result = {srv.name: srv.healthy() for srv in chosen}
+        result = {srv.name: check(srv) for srv in chosen}
         if all(result.values()) or time.monotonic() > deadline:
             return result
         time.sleep(interval_s)

@@ -19,7 +19,6 @@ To go multi-node: torchrun --nnodes N --rdzv-endpoint host:port (nothing here ch
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minirec.model.two_tower import TwoTower, take
-from minirec.train.trainer import TrainConfig, TrainResult, set_determinism
+from minirec.train.trainer import KeepBest, TrainConfig, TrainResult, set_determinism
 
 
 class Towers(nn.Module):
@@ -89,7 +88,7 @@ def train_ddp(model: TwoTower, users: Mapping[str, torch.Tensor], targets: torch
     opt = torch.optim.AdamW(ddp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(targets)
     result = TrainResult(model=model, config={**asdict(cfg), "world_size": world})
-    best_state, best, bad = None, -1.0, 0
+    keep = KeepBest(model, cfg.patience)
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         ddp.train()
@@ -117,16 +116,10 @@ def train_ddp(model: TwoTower, users: Mapping[str, torch.Tensor], targets: torch
         result.history.append({"epoch": epoch, "loss": total / max(rows, 1), "valid_ndcg@10": score_f})
         if rank == 0 and cfg.progress:
             print(f"epoch {epoch}: loss {total / max(rows, 1):.3f} valid NDCG@10 {score_f:.4f}", flush=True)
-        if score_f > best:
-            best, bad, result.best_epoch = score_f, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.best_valid, result.seconds = best, time.perf_counter() - t0
+        if keep.update(score_f, epoch):  # every rank sees the same broadcast score, so all stop together
+            break
+    keep.restore()
+    result.best_epoch, result.best_valid, result.seconds = keep.epoch, keep.best, time.perf_counter() - t0
     return result
 
 

@@ -52,6 +52,29 @@ class TrainResult:
     config: dict = field(default_factory=dict)
 
 
+class KeepBest:
+    """Early stopping on the validation score: keeps a copy of the best epoch's weights and says stop
+    after `patience` epochs without a gain; restore() loads the best weights back into the model."""
+
+    def __init__(self, model: torch.nn.Module, patience: int):
+        self.model, self.patience = model, patience
+        self.best, self.epoch, self.bad = -1.0, 0, 0
+        self.state: dict | None = None
+
+    def update(self, score: float, epoch: int) -> bool:
+        """Record one epoch's score; True when training should stop."""
+        if score > self.best:
+            self.best, self.epoch, self.bad = score, epoch, 0
+            self.state = copy.deepcopy(self.model.state_dict())
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
 def set_determinism(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -101,7 +124,7 @@ def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets:
     n = len(targets)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     result = TrainResult(model=model, config=asdict(cfg))
-    best_state, best, bad = None, -1.0, 0
+    keep = KeepBest(model, cfg.patience)
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.epochs * steps, desc="two-tower", disable=not cfg.progress, mininterval=2.0)
     for epoch in range(1, cfg.epochs + 1):
@@ -123,17 +146,11 @@ def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets:
         score = float(validate(model))
         result.history.append({"epoch": epoch, "loss": total / n, "valid_ndcg@10": score})
         bar.set_postfix(loss=f"{total / n:.3f}", valid_ndcg=f"{score:.4f}")
-        if score > best:
-            best, bad, result.best_epoch = score, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+        if keep.update(score, epoch):
+            break
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.best_valid, result.seconds = best, time.perf_counter() - t0
+    keep.restore()
+    result.best_epoch, result.best_valid, result.seconds = keep.epoch, keep.best, time.perf_counter() - t0
     return result
 
 

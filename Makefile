@@ -94,7 +94,7 @@ bench-stream: setup ## stream processor events/s vs a bare consumer, freshness p
 	@$(PY) loadtests/bench_stream.py $(ARGS)
 
 ## --- training ---
-.PHONY: train feast-apply promote models
+.PHONY: train feast-apply promote models mlflow
 
 train: data up ## train the two-tower natively (no Airflow): features, Feast, train, evaluate, gate, FAISS, register, materialise, seen-sets, promote; results in artifacts/latest
 	@$(PY) -m minirec.pipeline run $(ARGS)
@@ -108,6 +108,9 @@ promote: ## make a registered model production, recorded with who and why, e.g. 
 models: ## list the two-tower models in the BentoML registry with stage, validation NDCG@10 and content identity; the stage log follows
 	@$(PY) -m minirec.pipeline models
 	@$(PY) -m minirec.pipeline history
+
+mlflow: setup ## MLflow UI over every tracked training run (params, per-epoch metrics, results, plots) on 127.0.0.1:MLFLOW_PORT, in the foreground; Ctrl-C stops it
+	@$(PY) -m minirec.pipeline mlflow
 
 ## --- event streaming ---
 .PHONY: simulate

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # fixed: base MovieLens, temporal 80/10/10 (the benchmark); rolling: base before the release cut plus
     # the lake's interactions, newest window held out (the loop retrain); see minirec/pipeline/protocol.py
     train_protocol: Literal["fixed", "rolling"] = "fixed"
+    # experiment tracking (minirec/pipeline/tracking.py): every pipeline run is one MLflow run here; a relative
+    # sqlite path is under the repo root, artifacts go beside the database; empty = tracking off
+    mlflow_tracking_uri: str = "sqlite:///run/mlflow/mlflow.db"
+    mlflow_host: str = "127.0.0.1"  # `make mlflow`: the UI over that store (compose sets 0.0.0.0)
+    mlflow_port: int = Field(5000, ge=1, le=65535)
 
     # --- serving ---
     recommender_host: str = "127.0.0.1"

@@ -25,6 +25,10 @@ from minirec.infra.stack import kafka_libs
 from minirec.settings import get_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Pipeline runs in tests are tracked to MLflow only when a test asks (tests/pipeline/test_tracking.py gives
+# a store in tmp); otherwise every run of the suite would write into the checkout's run/mlflow. Set before
+# any Settings is built; subprocesses (make targets, CLIs) inherit it.
+os.environ["MLFLOW_TRACKING_URI"] = ""
 
 
 def service_unavailable(what: str, exc: Exception) -> None:

@@ -14,6 +14,7 @@ Airflow (pipelines/dags/train_two_tower.py) and without it:
     python -m minirec.pipeline step train --run-id X   # one step of run X
     python -m minirec.pipeline promote two_tower:X     # promote by hand (recorded)
     python -m minirec.pipeline models                  # registry entries and stages
+    python -m minirec.pipeline mlflow                  # MLflow UI over the tracked runs (`make mlflow`)
 
 Attributes (steps, RunContext, ...) load on first use, so importing the
 package, e.g. for the step table, stays cheap.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 
 from minirec.pipeline.steps import STEP_TABLE, STEPS, run, run_step
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument("--reason", default="manual promotion", help="why, for the stage log")
     sub.add_parser("models", help="registry entries with stage, validation NDCG@10 and content identity")
     sub.add_parser("history", help="the stage log: every registration, promotion and archival")
+    sub.add_parser("mlflow", help="the MLflow UI over the tracked runs (MLFLOW_TRACKING_URI) on "
+                                  "MLFLOW_HOST:MLFLOW_PORT, in the foreground (`make mlflow`)")
     return p
 
 
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         from minirec.train.registry import list_models
 
         for m in list_models(s.model_store_path, s.model_name):
-            print(f"{m.tag:<40} {m.stage:<11} valid_ndcg@10={m.metadata.get('valid_ndcg@10')} {m.identity}")
+            print(f"{m.tag:<40} {m.stage:<11} valid_ndcg@10={m.metadata.get('valid_ndcg@10')} {m.identity} "
+                  f"mlflow={m.labels.get('mlflow_run_id', '-')}")
         return 0
     if a.cmd == "history":
         from minirec.train.registry import history
@@ -65,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         for r in history(s.model_store_path, s.model_name):
             print(f"{r['at']}  {r['tag']:<40} -> {r['stage']:<11} by {r['by']}: {r['reason']}")
         return 0
+    if a.cmd == "mlflow":
+        from minirec.pipeline.tracking import TrackingError, server_argv
+
+        try:
+            argv = server_argv(s)
+        except TrackingError as exc:
+            print(f"make mlflow: {exc}", file=sys.stderr)
+            return 2
+        print(f"MLflow UI on http://{s.mlflow_host}:{s.mlflow_port} (store {argv[3]}); Ctrl-C stops it", flush=True)
+        os.execv(argv[0], argv)
     from minirec.pipeline.context import RunContext
 
     train_over = {k: v for k, v in {"epochs": a.epochs, "seed": a.seed}.items() if v is not None}

@@ -40,6 +40,7 @@ def release_cut(ctx: RunContext) -> pd.Timestamp:
 def register(ctx: RunContext) -> dict[str, Any]:
     """Save the bundle in the BentoML model store as the `candidate` (older candidates are archived)."""
     from minirec.features.store import USER_SERVICE
+    from minirec.pipeline.tracking import registry_labels
     from minirec.train.registry import register as reg
 
     gate_info = read_json(ctx.run_dir / "gate.json")
@@ -54,7 +55,8 @@ def register(ctx: RunContext) -> dict[str, Any]:
         "ann": read_json(ctx.run_dir / "ann.json"), "train_seconds": read_json(ctx.run_dir / "train.json")["seconds"],
     }
     tag = reg(ctx.run_dir / "bundle", store_path=ctx.model_store, name=ctx.model_name, version=ctx.run_id,
-              metadata=meta, by=ctx.promoted_by, reason=f"run {ctx.run_id}: {gate_info.get('message', '')}")
+              metadata=meta, by=ctx.promoted_by, reason=f"run {ctx.run_id}: {gate_info.get('message', '')}",
+              labels=registry_labels(ctx))  # mlflow_run_id: the run's MLflow run (tracking.py)
     out = {"tag": tag, "stage": "candidate", "store": str(ctx.model_store)}
     write_json(ctx.run_dir / "register.json", out)
     return out

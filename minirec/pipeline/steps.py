@@ -47,10 +47,18 @@ def step_function(name: str) -> Callable[[Any], dict[str, Any]]:
 
 
 def run_step(name: str, ctx) -> dict[str, Any]:
+    """One step; its outcome is logged to MLflow (tracking.py: never raises, off without a URI)."""
+    from minirec.pipeline import tracking
+
     fn = step_function(name)
     t0 = time.perf_counter()
-    out = fn(ctx)
+    try:
+        out = fn(ctx)
+    except BaseException as exc:
+        tracking.step_failed(ctx, name, exc)
+        raise
     print(f"[{name}] done in {time.perf_counter() - t0:.1f} s (run {ctx.run_id})", file=sys.stderr)
+    tracking.step_done(ctx, name, out, time.perf_counter() - t0)
     return out
 
 

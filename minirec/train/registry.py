@@ -16,6 +16,9 @@ run id; files under `ModelRef.path`):
                         `minirec.train.ann.search(index, q, k)` (appends the 0)
     features.json       feature services and feature names the towers read
 
+Labels: run_id (= the version) and, when the run was tracked, mlflow_run_id: the MLflow run
+holding its parameters, per-epoch metrics and results (minirec/pipeline/tracking.py).
+
 Entries are immutable: a version is registered once; registering it again
 with the same files is a no-op, with other files an error. Nothing here
 deletes an entry. Metadata carries `content_sha256` (over the bundle files),
@@ -46,7 +49,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,6 +106,7 @@ class ModelRef:
     metadata: dict[str, Any]
     stage: str
     created: datetime
+    labels: dict[str, str] = field(default_factory=dict)  # run_id; mlflow_run_id when the run was tracked
 
     @property
     def version(self) -> str:
@@ -137,7 +141,8 @@ def list_models(store_path: Path, name: str) -> list[ModelRef]:
     stages = current_stages(store_path, name)
     refs = [ModelRef(tag=str(m.tag), path=Path(m.path), metadata=dict(m.info.metadata),
                      stage=stages.get(str(m.tag), m.info.labels.get("stage", "candidate")),
-                     created=m.info.creation_time) for m in _entries(store_path, name)]
+                     created=m.info.creation_time, labels=dict(m.info.labels))
+            for m in _entries(store_path, name)]
     return sorted(refs, key=lambda r: r.created)
 
 
@@ -161,8 +166,10 @@ def get_stage(store_path: Path, name: str, stage: str = "production") -> ModelRe
 
 
 def register(files_dir: Path, *, store_path: Path, name: str, version: str, metadata: dict[str, Any],
-             by: str = "pipeline", reason: str = "registered") -> str:
+             by: str = "pipeline", reason: str = "registered", labels: dict[str, str] | None = None) -> str:
     """Copy the bundle in `files_dir` into a new entry `name:version` as the candidate; returns the tag.
+
+    Labels: run_id = version, plus `labels` (the pipeline adds mlflow_run_id, its MLflow run).
 
     Older candidates are archived (the treatment arm is never a stale model).
     The same version with the same files again is a no-op (a retried task);
@@ -180,7 +187,8 @@ def register(files_dir: Path, *, store_path: Path, name: str, version: str, meta
                 return tag
             raise RegistryError(f"{tag} is already registered with different files; versions are immutable: "
                                 "register under a new run id (the default for every run)")
-        with _create(store_path, tag, {"run_id": version}, _clean({**metadata, "content_sha256": digest})) as m:
+        labels = {**(labels or {}), "run_id": version}
+        with _create(store_path, tag, labels, _clean({**metadata, "content_sha256": digest})) as m:
             for f in BUNDLE_FILES:
                 shutil.copy2(files_dir / f, Path(m.path) / f)
         for old in existing.values():

@@ -162,6 +162,19 @@ def test_compose_runs_each_app_with_the_native_entry_point(compose):
         assert "healthcheck" in service, app.name
 
 
+def test_the_mlflow_ui_runs_the_native_entry_point_on_the_shared_run_volume(compose):
+    """`make mlflow` and the compose service run the same command; the store (run/mlflow) is in the
+    volume the training jobs write to."""
+    service = compose["services"]["mlflow"]
+    target = re.search(r"^mlflow:.*\n\t@\$\(PY\) (.+)$", (REPO_ROOT / "Makefile").read_text(), re.M)
+    assert target and service["command"] == ["python", *target.group(1).split()]
+    assert service["image"] == "minirec-app:latest" and "healthcheck" in service
+    assert service["environment"]["MLFLOW_HOST"] == "0.0.0.0"
+    run_volume = {v.split(":")[1]: v.split(":")[0] for v in compose["services"]["model-init"]["volumes"]}
+    assert "app-run:/opt/minirec/run" in service["volumes"] and run_volume["/opt/minirec/run"] == "app-run"
+    assert env_values()["MLFLOW_TRACKING_URI"].startswith("sqlite:///run/")  # relative: inside that volume
+
+
 def test_the_model_init_job_gates_the_services_that_need_a_model(compose):
     services = compose["services"]
     init = services["model-init"]

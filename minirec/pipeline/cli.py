@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['at']}  {r['tag']:<40} -> {r['stage']:<11} by {r['by']}: {r['reason']}")
         return 0
     if a.cmd == "mlflow":
-        from minirec.pipeline.tracking import TrackingError, server_argv
+        from minirec.pipeline.tracking import SERVER_ENV, TrackingError, server_argv
 
         try:
             argv = server_argv(s)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"make mlflow: {exc}", file=sys.stderr)
             return 2
         print(f"MLflow UI on http://{s.mlflow_host}:{s.mlflow_port} (store {argv[3]}); Ctrl-C stops it", flush=True)
-        os.execv(argv[0], argv)
+        os.execve(argv[0], argv, {**os.environ, **SERVER_ENV})
     from minirec.pipeline.context import RunContext
 
     train_over = {k: v for k, v in {"epochs": a.epochs, "seed": a.seed}.items() if v is not None}

@@ -66,6 +66,9 @@ ARTIFACT_SUFFIXES = (".json", ".png", ".md")
 SQLITE = "sqlite:///"
 NOT_METRICS = {"train": ("history", "train_config")}  # step outputs logged otherwise (epochs, params)
 BATCH = {"metrics": 1000, "params": 100}  # MLflow's log_batch limits per call
+# `mlflow server` 3.x also starts job consumers (huey, 7 processes, for GenAI scorers) that outlive a
+# stopped server; the UI over training runs needs none of them
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 FAILURES: Counter[str] = Counter()  # operation -> failed MLflow calls in this process
 _RUNS: dict[tuple[str, str], str] = {}  # (store URI, pipeline run id) -> MLflow run id
@@ -93,7 +96,8 @@ def artifact_root(uri: str) -> Path | None:
 
 
 def server_argv(s: Settings) -> list[str]:
-    """`mlflow server` over the configured sqlite store, on MLFLOW_HOST:MLFLOW_PORT (`make mlflow`)."""
+    """`mlflow server` over the configured sqlite store, on MLFLOW_HOST:MLFLOW_PORT (`make mlflow`);
+    run it with SERVER_ENV added to the environment."""
     uri = resolve_uri(s.mlflow_tracking_uri)
     if not uri:
         raise TrackingError("MLFLOW_TRACKING_URI is empty: tracking is off, there is no store to show")
@@ -175,7 +179,7 @@ def _log_step(client, run_id: str, ctx: RunContext, name: str, out: dict[str, An
             metrics += [Metric(f"epoch/{metric_name(k)}", float(v), now, int(row["epoch"]))
                         for k, v in row.items() if k != "epoch" and isinstance(v, int | float)]
     elif name == "validate_data":
-        params.update({f"data.{k}": v for k, v in out.items() if not isinstance(v, dict | list)})
+        params.update({f"data.{k}": v for k, v in out.items() if k != "run_id" and not isinstance(v, dict | list)})
     elif name == "build_training_set":
         params.update({f"window.{k}": v for k, v in out.get("window", {}).items()})
         params.update({f"rows.{k}": v for k, v in out.get("split_sizes", {}).items()})

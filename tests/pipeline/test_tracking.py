@@ -169,7 +169,8 @@ def test_make_mlflow_serves_the_configured_store_on_loopback():
     opts = {a: b for a, b in zip(argv[:-1], argv[1:], strict=True) if a.startswith("--") and not b.startswith("--")}
     assert opts["--backend-store-uri"] == f"sqlite:///{REPO_ROOT}/run/mlflow/mlflow.db"
     assert opts["--default-artifact-root"] == (REPO_ROOT / "run/mlflow/artifacts").as_uri()
-    assert opts["--host"] == "127.0.0.1" and opts["--port"] == "7000"
+    assert opts["--host"] == "127.0.0.1" and opts["--port"] == "7000" and opts["--workers"] == "1"
+    assert T.SERVER_ENV["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"  # no job consumers left behind
     for uri, why in (("", "tracking is off"), ("http://mlflow.example:5000", "open its UI there")):
         with pytest.raises(T.TrackingError, match=why):
             T.server_argv(Settings(mlflow_tracking_uri=uri))

@@ -130,7 +130,7 @@ def step_done(ctx: RunContext, name: str, out: Any, seconds: float) -> None:
     """After a step returned: its params, metrics, tags and new files; FINISHED after the last step."""
     from minirec.pipeline.steps import STEPS
 
-    if not ctx.tracking_uri:
+    if not resolve_uri(ctx.tracking_uri):  # off
         return
     with _session(ctx) as (client, run_id, state):
         if client is None:
@@ -145,7 +145,7 @@ def step_done(ctx: RunContext, name: str, out: Any, seconds: float) -> None:
 
 def step_failed(ctx: RunContext, name: str, exc: BaseException) -> None:
     """A step raised: the run ends FAILED (KILLED on Ctrl-C), with the step and the error as tags."""
-    if not ctx.tracking_uri:
+    if not resolve_uri(ctx.tracking_uri):  # off
         return
     with _session(ctx) as (client, run_id, state):
         if client is None:
@@ -159,7 +159,7 @@ def step_failed(ctx: RunContext, name: str, exc: BaseException) -> None:
 
 def registry_labels(ctx: RunContext) -> dict[str, str]:
     """Labels for the registry entry of this run: {'mlflow_run_id': id}, or {} when not tracked."""
-    if not ctx.tracking_uri:
+    if not resolve_uri(ctx.tracking_uri):  # off
         return {}
     with _session(ctx) as (client, run_id, _):
         return {LABEL: run_id} if client is not None else {}

@@ -147,9 +147,11 @@ def test_a_failing_step_ends_its_run_failed(tmp_path, synthetic_lake):
     assert "validate_data" in run.data.tags["minirec.error"]
 
 
-def test_tracking_off_writes_and_imports_nothing(make_ctx):
-    ctx = make_ctx(tracking_uri="")
+@pytest.mark.parametrize("uri", ["", "  "])
+def test_tracking_off_writes_nothing(make_ctx, uri):
+    ctx = make_ctx(tracking_uri=uri)
     T.step_done(ctx, "train", {"history": [{"epoch": 1, "loss": 1.0}]}, 1.0)
+    T.step_failed(ctx, "train", RuntimeError("x"))
     assert T.registry_labels(ctx) == {} and not (ctx.run_dir / T.STATE_FILE).exists()
 
 

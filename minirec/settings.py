@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # fixed: base MovieLens, temporal 80/10/10 (the benchmark); rolling: base before the release cut plus
     # the lake's interactions, newest window held out (the loop retrain); see minirec/pipeline/protocol.py
     train_protocol: Literal["fixed", "rolling"] = "fixed"
+    # the point-in-time join of build_training_set (minirec/features/training_set.py): pandas (merge_asof,
+    # the default), feast (Feast's file offline store, slow) or spark (minirec/features/spark_join.py)
+    offline_engine: Literal["pandas", "feast", "spark"] = "pandas"
+    # where the spark engine runs: local[N] = N threads in this process's JVM; a standalone cluster is
+    # spark://host:7077 (the feature parquet files must then be readable at the same path by every executor)
+    spark_master: str = "local[2]"
 
     # --- serving ---
     recommender_host: str = "127.0.0.1"

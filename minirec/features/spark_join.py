@@ -25,6 +25,7 @@ The session starts on first use (a JVM start takes ~5-10 s here), and
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -59,8 +60,11 @@ def session(master: str | None = None) -> SparkSession:
         b = (SparkSession.builder.master(master).appName("minirec-offline-features")
              .config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true")  # toPandas/createDataFrame via Arrow
-             .config("spark.log.level", "ERROR"))
+             .config("spark.log.level", "ERROR")
+             .config("spark.ui.showConsoleProgress", "false"))
         if local:
+            # bind to loopback without the "hostname resolves to a loopback address" warning
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             b = (b.config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
                  .config("spark.ui.enabled", "false")
                  .config("spark.driver.host", "127.0.0.1")

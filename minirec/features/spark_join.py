@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 LOCAL_SHUFFLE_PARTITIONS = 4  # local mode: a few cores, small data; Spark's default 200 is pure overhead
 _lock = threading.Lock()
 _session: SparkSession | None = None
+_at_exit = False
 
 
 def session(master: str | None = None) -> SparkSession:
     """The process's SparkSession, created on first call (master: argument, else SPARK_MASTER)."""
-    global _session
+    global _session, _at_exit
     with _lock:
         if _session is not None:
             return _session
@@ -75,7 +76,9 @@ def session(master: str | None = None) -> SparkSession:
             raise FeatureStoreError(f"cannot start Spark on {master!r} ({type(exc).__name__}: {exc}); "
                                     "Spark 4 needs Java 17+ (`make setup` installs it) and a reachable "
                                     "SPARK_MASTER") from exc
-        atexit.register(stop)
+        if not _at_exit:  # once per process, however often the session is restarted
+            atexit.register(stop)
+            _at_exit = True
         return _session
 
 

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = "sqlite:///run/mlflow/mlflow.db"
     mlflow_host: str = "127.0.0.1"  # `make mlflow`: the UI over that store (compose sets 0.0.0.0)
     mlflow_port: int = Field(5000, ge=1, le=65535)
+    # the point-in-time join of build_training_set (minirec/features/training_set.py): pandas (merge_asof,
+    # the default), feast (Feast's file offline store, slow) or spark (minirec/features/spark_join.py)
+    offline_engine: Literal["pandas", "feast", "spark"] = "pandas"
+    # where the spark engine runs: local[N] = N threads in this process's JVM; a standalone cluster is
+    # spark://host:7077 (the feature parquet files must then be readable at the same path by every executor)
+    spark_master: str = "local[2]"
 
     # --- serving ---
     recommender_host: str = "127.0.0.1"

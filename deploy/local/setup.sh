@@ -21,7 +21,9 @@ command -v prometheus   >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
 command -v prometheus-node-exporter  >/dev/null || missing+=(prometheus-node-exporter)
-command -v java         >/dev/null || missing+=(openjdk-17-jre-headless)
+# Java 17+ for the Kafka 4 broker and for Spark 4 (pyspark, OFFLINE_ENGINE=spark), which finds `java` on PATH
+java_major() { java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}'; }
+if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ] 2>/dev/null; then missing+=(openjdk-17-jre-headless); fi
 command -v mvn          >/dev/null || missing+=(maven)
 # headless browser for tests/explorer (Selenium is pointed at this driver; nothing is downloaded)
 command -v chromium     >/dev/null || missing+=(chromium)
@@ -36,6 +38,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "fix: sudo apt-get install -y ${APT_PKGS[*]}" >&2
     exit 1
   fi
+fi
+if [ "$(java_major)" -lt 17 ] 2>/dev/null || ! command -v java >/dev/null; then
+  echo "java on PATH is $(java -version 2>&1 | head -1); Kafka 4 and Spark 4 need 17+" >&2
+  echo "fix: sudo update-alternatives --config java (pick 17+), or put a Java 17+ bin/ first on PATH" >&2
+  exit 1
 fi
 # Debian's packages start their own daemons where an init system runs;
 # native mode runs its own instances on the ports from .env instead.

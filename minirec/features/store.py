@@ -15,7 +15,8 @@ import shutil
 import string
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,40 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame, service: s
     return out.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class ViewSource:
+    """One feature view of a service, resolved to what an as-of join needs."""
+
+    name: str  # feature view name
+    key: str  # its single join key column, e.g. "user_id"
+    features: tuple[str, ...]  # feature columns, in the service's order
+    path: str  # absolute path (or URI) of the batch source's parquet file
+    timestamp_field: str  # the source's event-time column
+    ttl: timedelta | None  # None: a value never expires (Feast's ttl=0)
+
+
+def view_sources(store: FeatureStore, service: str) -> list[ViewSource]:
+    """The views of `service` as registered (feature service -> views -> batch source, fields, TTL).
+
+    Both offline engines (pandas here, Spark in spark_join) read this, so they
+    join the same files with the same rule."""
+    from feast.infra.offline_stores.file_source import FileSource
+
+    out = []
+    fs = store.get_feature_service(service)
+    for proj in fs.feature_view_projections:
+        fv = store.get_feature_view(proj.name)
+        keys = [fv.projection.join_key_map.get(c.name, c.name) for c in fv.entity_columns]
+        if len(keys) != 1:
+            raise FeatureStoreError(f"view {fv.name}: only single-key views are supported, got {keys}")
+        src = fv.batch_source
+        ttl = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None
+        out.append(ViewSource(name=fv.name, key=keys[0], features=tuple(f.name for f in proj.features),
+                              path=FileSource.get_uri_for_file_path(store.config.repo_path, src.path),
+                              timestamp_field=src.timestamp_field, ttl=ttl))
+    return out
+
+
 def point_in_time_join(store: FeatureStore, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
     """Same result as `historical_features`, computed with `pandas.merge_asof`.
 
@@ -154,32 +189,23 @@ def point_in_time_join(store: FeatureStore, entity_df: pd.DataFrame, service: st
     feature row of the same key before filtering; with list-valued features
     that took about 40 s per view for 200 rows on this 2-core machine, far too
     slow for ~80k training labels. This function reads the *same* registered
-    definitions (feature service -> views -> batch source, fields, TTL) and
-    applies the same rule: for each entity row, per view, the latest feature
-    row with `event_timestamp <= entity event_timestamp` (and within the TTL
-    when one is set). tests/pipeline/test_point_in_time.py checks it row for
-    row against `store.get_historical_features`.
+    definitions (`view_sources`) and applies the same rule: for each entity
+    row, per view, the latest feature row with `event_timestamp <= entity
+    event_timestamp` (and within the TTL when one is set); among feature rows
+    of one key at the same timestamp, the last in file order. Entity rows
+    with no such row get NaN. tests/pipeline/test_point_in_time.py checks it
+    row for row against `store.get_historical_features`.
     """
-    from feast.infra.offline_stores.file_source import FileSource
-
     out = entity_df.reset_index(drop=True).copy()
     out["_row"] = np.arange(len(out))
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
-    fs = store.get_feature_service(service)
-    for proj in fs.feature_view_projections:
-        fv = store.get_feature_view(proj.name)
-        keys = [fv.projection.join_key_map.get(c.name, c.name) for c in fv.entity_columns]
-        if len(keys) != 1:
-            raise FeatureStoreError(f"view {fv.name}: only single-key views are supported, got {keys}")
-        key = keys[0]
-        names = [f.name for f in proj.features]
-        src = fv.batch_source
-        path = FileSource.get_uri_for_file_path(store.config.repo_path, src.path)
-        ts_col = src.timestamp_field
-        table = pd.read_parquet(path, columns=[key, ts_col, *names])
+    for view in view_sources(store, service):
+        key, names = view.key, list(view.features)
+        table = pd.read_parquet(view.path, columns=[key, view.timestamp_field, *names])
         if len(table) == 0:
-            raise FeatureStoreError(f"feature view {fv.name} has no rows ({path}); rebuild the feature tables")
-        table = table.rename(columns={ts_col: "_feature_ts"})
+            raise FeatureStoreError(f"feature view {view.name} has no rows ({view.path}); "
+                                    "rebuild the feature tables")
+        table = table.rename(columns={view.timestamp_field: "_feature_ts"})
         table["_feature_ts"] = pd.to_datetime(table["_feature_ts"], utc=True).astype("datetime64[us, UTC]")
         left = out[["_row", key, "event_timestamp"]].copy()
         left["event_timestamp"] = left["event_timestamp"].astype("datetime64[us, UTC]")
@@ -189,9 +215,10 @@ def point_in_time_join(store: FeatureStore, entity_df: pd.DataFrame, service: st
             left_on="event_timestamp", right_on="_feature_ts", by=key,
             direction="backward", allow_exact_matches=True,
         )
-        if fv.ttl and fv.ttl.total_seconds() > 0:
-            stale = joined["_feature_ts"] < joined["event_timestamp"] - fv.ttl
-            joined.loc[stale, names] = None
+        if view.ttl is not None:
+            stale = joined["_feature_ts"] < joined["event_timestamp"] - view.ttl
+            if stale.any():  # (assigning to no rows would still turn every int column into float64)
+                joined.loc[stale, names] = None
         joined = joined.set_index("_row").reindex(out["_row"])
         for name in names:
             out[name] = joined[name].values

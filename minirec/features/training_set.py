@@ -26,12 +26,21 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 JUST_BEFORE = pd.Timedelta(microseconds=1)
-Engine = Literal["pandas", "feast"]
+# pandas: merge_asof in this process (default); feast: Feast's file offline store (slow, the reference);
+# spark: the same as-of join on PySpark (minirec/features/spark_join.py; where: SPARK_MASTER)
+Engine = Literal["pandas", "feast", "spark"]
+ENGINES: tuple[Engine, ...] = ("pandas", "feast", "spark")
 
 
 def _join(store: FeatureStore, entity_df: pd.DataFrame, service: str, engine: Engine) -> pd.DataFrame:
     if engine == "feast":
         return historical_features(store, entity_df, service)
+    if engine == "spark":
+        from minirec.features.spark_join import point_in_time_join_spark
+
+        return point_in_time_join_spark(store, entity_df, service)
+    if engine != "pandas":
+        raise ValueError(f"unknown offline engine {engine!r}; one of {', '.join(ENGINES)}")
     return point_in_time_join(store, entity_df, service)
 
 

@@ -62,6 +62,7 @@ class RunContext:
     protocol: str = "fixed"  # fixed (base only, the benchmark) | rolling (base + lake); see protocol.py
     lake_dir: Path | None = None  # the stream's event lake, read by the rolling protocol only
     tracking_uri: str = ""  # MLflow tracking store (tracking.py); empty = not tracked
+    offline_engine: str = "pandas"  # point-in-time join of build_training_set: pandas | feast | spark
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -84,7 +85,8 @@ class RunContext:
                   feature_repo=s.feature_repo_path, model_store=s.model_store_path,
                   feast_project=s.feast_project, redis_host=s.redis_host, redis_port=s.redis_port,
                   model_name=s.model_name, window_end=window_end, gate_tolerance=s.gate_tolerance,
-                  protocol=s.train_protocol, lake_dir=s.stream_lake_path, tracking_uri=s.mlflow_tracking_uri)
+                  protocol=s.train_protocol, lake_dir=s.stream_lake_path, tracking_uri=s.mlflow_tracking_uri,
+                  offline_engine=s.offline_engine)
         train_over = overrides.pop("train", None)
         ctx = replace(ctx, **overrides)
         if train_over:

@@ -77,16 +77,23 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
     rows = write_feature_tables(build_feature_tables(tables), ctx.run_repo / "data")
     store = ctx.store()
     apply_repo(store, ctx.run_repo)
+    eng = ctx.offline_engine
     t0 = time.perf_counter()
-    frames = {
-        "train_labels": label_frame(store, split.train),
-        "users_valid": users_at(store, cat.user_ids, split.cut_valid),
-        "users_test": users_at(store, cat.user_ids, split.cut_test),
-        "items_valid": items_at(store, cat.item_ids, split.cut_valid),
-        "items_test": items_at(store, cat.item_ids, split.cut_test),
-        "users_end": users_at(store, cat.user_ids, split.end + pd.Timedelta(seconds=1)),
-        "items_end": items_at(store, cat.item_ids, split.end + pd.Timedelta(seconds=1)),
-    }
+    try:
+        frames = {
+            "train_labels": label_frame(store, split.train, engine=eng),
+            "users_valid": users_at(store, cat.user_ids, split.cut_valid, engine=eng),
+            "users_test": users_at(store, cat.user_ids, split.cut_test, engine=eng),
+            "items_valid": items_at(store, cat.item_ids, split.cut_valid, engine=eng),
+            "items_test": items_at(store, cat.item_ids, split.cut_test, engine=eng),
+            "users_end": users_at(store, cat.user_ids, split.end + pd.Timedelta(seconds=1), engine=eng),
+            "items_end": items_at(store, cat.item_ids, split.end + pd.Timedelta(seconds=1), engine=eng),
+        }
+    finally:
+        if eng == "spark":  # give the JVM's memory back before training
+            from minirec.features.spark_join import stop
+
+            stop()
     out_dir = ctx.run_dir / "frames"
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
@@ -94,6 +101,7 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
             raise PipelineError(f"frame {name} has no rows: the feature store returned nothing")
         frame.to_parquet(out_dir / f"{name}.parquet", index=False)
     out = {"feature_rows": rows, "frames": {k: len(v) for k, v in frames.items()},
+           "offline_engine": eng,
            "join_seconds": round(time.perf_counter() - t0, 2), "window": split.window(),
            "split_sizes": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test)}}
     write_json(ctx.run_dir / "training_set.json", out)

@@ -15,8 +15,9 @@
 # the app image whose Python environment is the host's .venv mounted read-only
 # (deploy/podman/compose.hostenv.yml); then from the host: recommend, assign,
 # a click through the explorer seen in Redis, Prometheus scraping every job,
-# and a bounded simulator run (profile "simulate") handled by the stream
-# processor. Airflow and its Postgres are left out (no stand-in images).
+# a bounded simulator run (profile "simulate") handled by the stream
+# processor, and Airflow (its Postgres on deploy/images/postgres) healthy with
+# both DAGs parsed into its metadata database. Grafana stays behind its profile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -83,6 +84,8 @@ if [ "$FULL" = 1 ]; then
   exporter redis-exporter prometheus-redis-exporter redis_exporter
   exporter node-exporter prometheus-node-exporter node_exporter
   build app-hostenv deploy/images/app-hostenv
+  build postgres deploy/images/postgres
+  export POSTGRES_IMAGE=localhost/minirec-postgres:smoke
   export ALERTMANAGER_IMAGE=localhost/minirec-alertmanager:smoke
   export REDIS_EXPORTER_IMAGE=localhost/minirec-redis-exporter:smoke
   export NODE_EXPORTER_IMAGE=localhost/minirec-node-exporter:smoke
@@ -93,8 +96,9 @@ if [ "$FULL" = 1 ]; then
   export SMOKE_CA_FILE=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
   COMPOSE+=(-f "$ROOT/deploy/podman/compose.hostenv.yml")
   PORTS+=(ALERTMANAGER_PORT RECOMMENDER_PORT STREAM_METRICS_PORT ASSIGNMENT_PORT DRIFT_METRICS_PORT
-          EXPLORER_PORT REDIS_EXPORTER_PORT NODE_EXPORTER_PORT KAFKA_JMX_EXPORTER_PORT)
-  SERVICES+=(redis-exporter node-exporter alertmanager model-init)
+          EXPLORER_PORT REDIS_EXPORTER_PORT NODE_EXPORTER_PORT KAFKA_JMX_EXPORTER_PORT AIRFLOW_PORT POSTGRES_PORT)
+  SERVICES+=(redis-exporter node-exporter alertmanager postgres model-init)
+  AIRFLOW=(airflow-api-server airflow-scheduler airflow-dag-processor)
   APPS=(recommender stream assignment drift explorer)
 fi
 
@@ -149,6 +153,24 @@ if [ "$FULL" = 1 ]; then
     | tee "$WORK/simulator.out" || { tail -20 "$WORK/simulator.err"; exit 1; }
   sleep 5  # the stream processor's next batch
   "${CHECK[@]}" stream --at-least "$((${before%.*} + 1))" || exit 1
+
+  # Airflow last, when training no longer competes for the two cores: schema, then its three processes
+  say "airflow-init: airflow db migrate into Postgres"
+  "${COMPOSE[@]}" up -d --no-build --no-deps airflow-init >>"$WORK/up.log" 2>&1 || { tail -20 "$WORK/up.log"; exit 1; }
+  mig_rc=$(podman wait "${PROJECT}_airflow-init_1")
+  echo "airflow-init exited with $mig_rc"
+  [ "$mig_rc" -eq 0 ] || { logs postgres airflow-init; exit 1; }
+  say "podman-compose up (${AIRFLOW[*]}) on port airflow=$AIRFLOW_PORT"
+  "${COMPOSE[@]}" up -d --no-build --no-deps "${AIRFLOW[@]}" >>"$WORK/up.log" 2>&1 || { tail -20 "$WORK/up.log"; exit 1; }
+  "${CHECK[@]}" airflow --timeout 300 || { logs "${AIRFLOW[@]}"; exit 1; }
+  dags() { podman exec "${PROJECT}_postgres_1" psql -U airflow -p "$POSTGRES_PORT" -d airflow -tAc \
+             "select dag_id from dag order by dag_id" 2>/dev/null | tr '\n' ' '; }
+  for _ in $(seq 60); do
+    case "$(dags)" in *drift_monitor*train_two_tower*) break ;; esac
+    sleep 3
+  done
+  echo "airflow     DAGs in the metadata database: $(dags)"
+  case "$(dags)" in *drift_monitor*train_two_tower*) ;; *) logs airflow-dag-processor; exit 1 ;; esac
 fi
 
 trap - EXIT

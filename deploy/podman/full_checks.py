@@ -10,6 +10,7 @@ Reads the ports from the environment compose_smoke.sh exported (the same names a
     python deploy/podman/full_checks.py loop       # recommend, assign, click -> Redis
     python deploy/podman/full_checks.py targets    # Prometheus scrapes every job
     python deploy/podman/full_checks.py stream     # interactions the stream processor handled
+    python deploy/podman/full_checks.py airflow    # metadatabase, scheduler, DAG processor healthy
 """
 
 from __future__ import annotations
@@ -129,9 +130,25 @@ def check_stream(at_least: float) -> None:
     print(f"stream      {n:.0f} interactions handled (stream_events_total)")
 
 
+def check_airflow(timeout_s: float) -> None:
+    parts = ("metadatabase", "scheduler", "dag_processor")
+
+    def healthy():
+        got = httpx.get(url("AIRFLOW_PORT", "/api/v2/monitor/health"), timeout=5).json()
+        check_airflow.last = {p: (got.get(p) or {}).get("status") for p in parts}
+        return all(v == "healthy" for v in check_airflow.last.values())
+
+    check_airflow.last = {}
+    try:
+        wait_until("Airflow health", healthy, timeout_s, every_s=5)
+    except CheckFailed as exc:
+        raise CheckFailed(f"{exc}; status: {check_airflow.last}") from None
+    print(f"airflow     /api/v2/monitor/health: {', '.join(parts)} healthy")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("check", choices=["services", "loop", "targets", "stream"])
+    ap.add_argument("check", choices=["services", "loop", "targets", "stream", "airflow"])
     ap.add_argument("--timeout", type=float, default=180, help="seconds to wait per check")
     ap.add_argument("--k", type=int, default=10, help="recommendations to ask for")
     ap.add_argument("--jobs", nargs="+", default=["recommender", "stream", "assignment", "drift", "redis",
@@ -145,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             check_loop(a.k, a.timeout)
         elif a.check == "targets":
             check_targets(a.jobs, a.timeout)
-        else:
+        elif a.check == "stream":
             check_stream(a.at_least)
+        else:
+            check_airflow(a.timeout)
     except CheckFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
-"""`make compose-smoke-full`: the whole docker-compose.yml under podman (Airflow aside):
-model-init trains the first model, then from the host a recommendation, an assignment,
-a click through the explorer that the stream processor writes into the user's seen-set
-in Redis, Prometheus scraping every job, a bounded simulator run, and nothing left behind.
+"""`make compose-smoke-full`: the whole docker-compose.yml under podman (Grafana behind its
+profile): model-init trains the first model, then from the host a recommendation, an
+assignment, a click through the explorer that the stream processor writes into the user's
+seen-set in Redis, Prometheus scraping every job, a bounded simulator run, Airflow healthy
+with both DAGs in its metadata database, and nothing left behind.
 
 Marked `compose_full`: `make test` (what CI runs) deselects it because it takes minutes
 (the README gives the measured time); `make test-compose-full` runs it."""
@@ -33,4 +34,7 @@ def test_compose_smoke_full():
     assert "prometheus  targets up: recommender, stream, assignment, drift, redis, kafka, node" in out
     handled = re.search(r"^stream +(\d+) interactions handled", out, re.M)
     assert handled and int(handled.group(1)) > 1
+    assert "airflow-init exited with 0" in out
+    assert "airflow     /api/v2/monitor/health: metadatabase, scheduler, dag_processor healthy" in out
+    assert re.search(r"^airflow +DAGs in the metadata database: drift_monitor train_two_tower", out, re.M)
     assert "left behind: containers=0 networks=0 volumes=0" in out

@@ -27,6 +27,8 @@ BASE_IMAGE=localhost/minirec-debian:bookworm
 PY=$ROOT/.venv/bin/python
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 mkdir -p "$WORK"
+# a copy of everything printed, for the record: run/podman/compose-smoke[-full].log
+exec > >(tee "$WORK/compose-smoke$([ "${COMPOSE_SMOKE_FULL:-0}" = 1 ] && echo -full).log") 2>&1
 
 need=()
 for bin in podman runc debootstrap; do command -v $bin >/dev/null || need+=($bin); done

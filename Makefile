@@ -73,7 +73,7 @@ bench-features: setup ## Feast get_online_features vs the service's reader vs on
 compose-smoke: ## really run docker-compose.yml's infrastructure under podman with locally built images (COMPOSE_SMOKE_FULL=1: the whole file, see compose-smoke-full)
 	@bash deploy/podman/compose_smoke.sh
 
-compose-smoke-full: ## the whole docker-compose.yml under podman: model-init trains, then recommend, assign and a click reaching Redis from the host (minutes; not in CI)
+compose-smoke-full: ## the whole docker-compose.yml under podman (Grafana aside): model-init trains, then recommend, assign, a click reaching Redis, Airflow healthy, checked from the host (about 7-8 min; not in CI)
 	@COMPOSE_SMOKE_FULL=1 bash deploy/podman/compose_smoke.sh
 
 lint: ## ruff

@@ -192,3 +192,15 @@ def test_optional_parts_sit_behind_profiles(compose):
     # the explorer and the simulator call the other services by their compose names, not the bind address
     for name in ("explorer", "simulator"):
         assert services[name]["environment"]["RECOMMENDER_HOST"] == "recommender", name
+
+
+def test_app_services_pass_overridden_ports_through(compose):
+    """env_file gives containers .env's literal values; a port overridden in the shell must reach the
+    program too: every port an app service publishes or dials is set from ${VAR} in its environment."""
+    for name, svc in compose["services"].items():
+        if svc.get("image") != "minirec-app:latest":
+            continue
+        env = svc["environment"]
+        published = {m.group(1) for p in svc.get("ports", []) for m in VAR.finditer(p)}
+        for var in published | {"REDIS_PORT"}:
+            assert env.get(var) == f"${{{var}}}", f"{name}: {var} not passed through ({env.get(var)!r})"

@@ -14,4 +14,6 @@ LOG="-Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties"
 if [ ! -f "$LOGDIR/meta.properties" ]; then
   java -Xmx256m $LOG -cp "$CP" kafka.tools.StorageTool format -t "${CLUSTER_ID:?set CLUSTER_ID}" -c "$CONF"
 fi
-exec java ${KAFKA_HEAP_OPTS:--Xmx384m} $LOG -cp "$CP" kafka.Kafka "$CONF"
+# KAFKA_OPTS as in the official image: extra JVM flags (compose: the JMX exporter javaagent)
+# shellcheck disable=SC2086
+exec java ${KAFKA_HEAP_OPTS:--Xmx384m} ${KAFKA_OPTS:-} $LOG -cp "$CP" kafka.Kafka "$CONF"

@@ -69,3 +69,51 @@ def plot_stream(rows: list[dict], recovery: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_online(rows: list[dict], path: Path) -> None:
+    """Left: Redis bytes per user vs users per encoding. Right: read p99 (1 user, 32 users) vs users."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for enc, marker in (("feast", "o"), ("packed", "s")):
+        pts = sorted((r for r in rows if r["encoding"] == enc), key=lambda r: r["users"])
+        x = [r["users"] for r in pts]
+        ax1.semilogx(x, [r["bytes_per_user"] for r in pts], marker + "-", label=enc)
+        ax2.loglog(x, [r["p99_us"] for r in pts], marker + "-", label=f"{enc}, 1 user")
+        ax2.loglog(x, [r["p99_us_batch32"] for r in pts], marker + "--", label=f"{enc}, batch of 32")
+    ax1.set_xlabel("users in Redis")
+    ax1.set_ylabel("bytes per user (INFO used_memory delta)")
+    ax1.set_ylim(bottom=0)
+    ax1.legend()
+    ax1.set_title("memory: Feast hash vs packed record")
+    ax2.set_xlabel("users in Redis")
+    ax2.set_ylabel("read p99 µs (closed loop)")
+    ax2.legend(fontsize=7)
+    ax2.set_title("online read latency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_train(rows: list[dict], cross: dict, path: Path) -> None:
+    """Epoch time vs interactions (log-log), the fitted power law and the budget line."""
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n = [r["interactions"] for r in rows]
+    ax.loglog(n, [r["epoch_s"] for r in rows], "o", label="measured (timed batches x batches/epoch)")
+    b, budget, at = cross["exponent"], cross["budget_s"], cross["interactions_at_budget"]
+    xs = np.geomspace(min(n), max(max(n), at) * 1.5, 50)
+    ax.loglog(xs, budget * (xs / at) ** b, "-", alpha=0.6, label=f"fit: epoch ~ N^{b:.2f}")
+    ax.axhline(budget, color="grey", ls=":", lw=1)
+    ax.axvline(at, color="grey", ls=":", lw=1)
+    ax.annotate(f"{budget / 3600:.0f} h at ~{at:,.0f}", (at, budget), fontsize=8,
+                xytext=(5, -14), textcoords="offset points")
+    ax.set_xlabel("interactions (training labels) per epoch")
+    ax.set_ylabel("epoch seconds (CPU)")
+    ax.set_title("two-tower epoch time vs data size")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

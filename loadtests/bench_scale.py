@@ -156,6 +156,7 @@ def _names(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minirec.scale.plots import plot_online
     from minirec.settings import get_settings
 
     s = get_settings()
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="catalogue sizes for the ann curve (default 10000 100000 1000000; --quick: 2000 5000)")
     p.add_argument("--online-sizes", type=int, nargs="+", default=None,
-                   help="user counts for the online curve (default 10000 100000 1000000; --quick: 1000 3000)")
+                   help="user counts for the online curve (default 10000 100000 1000000; --quick: 1000 3000); "
+                        "rows of other sizes already in scale.json are kept")
     p.add_argument("--feast-max", type=int, default=100_000,
                    help="largest user count Feast writes by materialize; above it write_to_online_store")
     p.add_argument("--reads", type=int, default=4000, help="single-user reads per encoding and size")
@@ -197,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         save(run_stream(a.quick, a.out))
     if "online" in a.curves:
         sizes = a.online_sizes or ([1_000, 3_000] if a.quick else [10_000, 100_000, 1_000_000])
-        save(run_online(sizes, a.feast_max, 500 if a.quick else a.reads, a.out))
+        new = run_online(sizes, a.feast_max, 500 if a.quick else a.reads, a.out)
+        old = json.loads(path.read_text()).get("online", []) if path.exists() else []
+        new["online"] = sorted([r for r in old if r["users"] not in sizes] + new["online"],
+                               key=lambda r: (r["users"], r["encoding"]))  # other sizes' rows are kept
+        plot_online(new["online"], a.out / "online.png")
+        save(new)
     if "train" in a.curves:
         sizes = a.train_sizes or ([20_000, 60_000] if a.quick else [100_000, 1_000_000, 10_000_000])
         save(run_train(sizes, 5 if a.quick else a.train_batches, a.train_threads, a.out))

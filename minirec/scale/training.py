@@ -159,6 +159,7 @@ def run_size(n_interactions: int, root: Path, n_batches: int = 30, threads: int 
     progress(f"{n_interactions:,} interactions: {n_batches} timed steps")
     t = time_steps(users_x, targets, items_x, freq, vocab, n_batches, batch_size=batch_size, threads=threads,
                    seed=seed)
+    extra = {"target_interactions": n_interactions, "timed_batches": n_batches, "params": t["params"],
+             "torch_threads": t["torch_threads"]}
     return epoch_row(len(targets), len(vocab["user_ids"]), len(vocab["item_ids"]), t["s_per_batch"], batch_size,
-                     target_interactions=n_interactions, timed_batches=n_batches, params=t["params"],
-                     torch_threads=t["torch_threads"])
+                     **extra)

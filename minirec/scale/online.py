@@ -116,7 +116,13 @@ def run_size(n_users: int, root: Path, feast_reader: Callable[[Any, Any], Reader
         how = "materialize" if n_users <= feast_max else "write_to_online_store"
         m0 = used_memory(client)
         progress(f"{n_users:,} users: Feast {how}")
-        feast_s = write_feast(store, rows, how)
+        done = [0]
+
+        def rows_written(n: int) -> None:  # write_to_online_store reports chunks of rows (3 views per user)
+            done[0] += n
+            progress(f"{n_users:,} users: Feast {how} {done[0]:,}/{len(USER_VIEWS) * n_users:,} rows")
+
+        feast_s = write_feast(store, rows, how, progress=rows_written)
         m1 = used_memory(client)
         progress(f"{n_users:,} users: packed SET")
         ids, rec, vocab = pack(rows)

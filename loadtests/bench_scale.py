@@ -156,7 +156,7 @@ def _names(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minirec.scale.plots import plot_online
+    from minirec.scale.plots import plot_ann, plot_online
     from minirec.settings import get_settings
 
     s = get_settings()
@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curves", "--parts", nargs="+", type=_names, default=[list(CURVES)],
                    help=f"curves to run, space or comma separated (default all: {','.join(CURVES)})")
     p.add_argument("--sizes", type=int, nargs="+", default=None,
-                   help="catalogue sizes for the ann curve (default 10000 100000 1000000; --quick: 2000 5000)")
+                   help="catalogue sizes for the ann curve (default 10000 100000 1000000; --quick: 2000 5000); "
+                        "rows of other sizes already in scale.json are kept")
     p.add_argument("--online-sizes", type=int, nargs="+", default=None,
                    help="user counts for the online curve (default 10000 100000 1000000; --quick: 1000 3000); "
                         "rows of other sizes already in scale.json are kept")
@@ -192,17 +193,24 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(result, indent=2))
         tmp.replace(path)
 
+    def keep_other_sizes(rows: list[dict], key: str, size: str, sizes: list[int]) -> list[dict]:
+        """The new rows plus the file's rows of sizes not rerun (rerunning only 1M keeps 10k and 100k)."""
+        old = json.loads(path.read_text()).get(key, []) if path.exists() else []
+        return sorted([r for r in old if r[size] not in sizes] + rows, key=lambda r: r[size])
+
     if "ann" in a.curves:
         sizes = a.sizes or ([2_000, 5_000] if a.quick else [10_000, 100_000, 1_000_000])
-        save(run_ann(sizes, a.quick, a.threads, a.out))
+        new = run_ann(sizes, a.quick, a.threads, a.out)
+        for key in ("ann", "ann_sweep"):
+            new[key] = keep_other_sizes(new[key], key, "items", sizes)
+        plot_ann(new["ann"], new["ann_sweep"], a.out / "ann.png")
+        save(new)
     if "stream" in a.curves:
         save(run_stream(a.quick, a.out))
     if "online" in a.curves:
         sizes = a.online_sizes or ([1_000, 3_000] if a.quick else [10_000, 100_000, 1_000_000])
         new = run_online(sizes, a.feast_max, 500 if a.quick else a.reads, a.out)
-        old = json.loads(path.read_text()).get("online", []) if path.exists() else []
-        new["online"] = sorted([r for r in old if r["users"] not in sizes] + new["online"],
-                               key=lambda r: (r["users"], r["encoding"]))  # other sizes' rows are kept
+        new["online"] = keep_other_sizes(new["online"], "online", "users", sizes)
         plot_online(new["online"], a.out / "online.png")
         save(new)
     if "train" in a.curves:

@@ -161,7 +161,7 @@ bench-drift: setup data ## seconds per drift window vs window size (1k, 10k, 100
 ## --- scale curves ---
 .PHONY: bench-scale
 
-bench-scale: setup ## cost curves over data size: ANN exact/HNSW/IVF-PQ at 10k-1M items -> artifacts/bench/scale.json + PNGs (minutes; ARGS="--quick" for tiny sizes)
+bench-scale: setup ## cost curves over data size: ANN exact/HNSW/IVF-PQ at 10k-1M items, stream 1-3 processes, online store (Feast vs packed) at 10k-1M users, training epoch at 100k-10M interactions -> artifacts/bench/scale.json + PNGs (an hour; ARGS="--quick" for tiny sizes, ARGS="--curves online,train" for some)
 	@nice -n 5 $(PY) loadtests/bench_scale.py $(ARGS)
 
 ## --- Kubernetes manifests ---

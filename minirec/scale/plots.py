@@ -69,3 +69,53 @@ def plot_stream(rows: list[dict], recovery: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_online(rows: list[dict], path: Path) -> None:
+    """Left: Redis bytes per user vs users per encoding. Middle / right: read p50 (solid) and p99
+    (dashed) for one user and for a batch of 32, per encoding."""
+    plt = _plt()
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 4))
+    for enc, marker, color in (("feast", "o", "tab:blue"), ("packed", "s", "tab:orange")):
+        pts = sorted((r for r in rows if r["encoding"] == enc), key=lambda r: r["users"])
+        x = [r["users"] for r in pts]
+        ax1.semilogx(x, [r["bytes_per_user"] for r in pts], marker + "-", color=color, label=enc)
+        for ax, suffix in ((ax2, ""), (ax3, "_batch32")):
+            ax.loglog(x, [r["p50_us" + suffix] for r in pts], marker + "-", color=color, label=f"{enc} p50")
+            ax.loglog(x, [r["p99_us" + suffix] for r in pts], marker + "--", color=color, label=f"{enc} p99")
+    ax1.set_ylabel("bytes per user (INFO used_memory delta)")
+    ax1.set_ylim(bottom=0)
+    ax1.set_title("memory: Feast hash vs packed record")
+    ax2.set_title("read of 1 user (closed loop)")
+    ax3.set_title("read of 32 users, one round trip")
+    for ax in (ax1, ax2, ax3):
+        ax.set_xlabel("users in Redis")
+        ax.legend(fontsize=7)
+    ax2.set_ylabel("µs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_train(rows: list[dict], cross: dict, path: Path) -> None:
+    """Epoch time vs interactions (log-log), the fitted power law and the budget line."""
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n = [r["interactions"] for r in rows]
+    ax.loglog(n, [r["epoch_s"] for r in rows], "o", label="measured (timed batches x batches/epoch)")
+    b, budget, at = cross["exponent"], cross["budget_s"], cross["interactions_at_budget"]
+    xs = np.geomspace(min(n), max(max(n), at) * 1.5, 50)
+    ax.loglog(xs, budget * (xs / at) ** b, "-", alpha=0.6, label=f"fit: epoch ~ N^{b:.2f}")
+    ax.axhline(budget, color="grey", ls=":", lw=1)
+    ax.axvline(at, color="grey", ls=":", lw=1)
+    ax.annotate(f"{budget / 3600:.0f} h at ~{at:,.0f}", (at, budget), fontsize=8,
+                xytext=(5, -14), textcoords="offset points")
+    ax.set_xlabel("interactions (training labels) per epoch")
+    ax.set_ylabel("epoch seconds (CPU)")
+    ax.set_title("two-tower epoch time vs data size")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -109,6 +109,31 @@ def recency_weights(label_times: np.ndarray, half_life_days: float | None) -> to
     return torch.as_tensor(w / w.mean(), dtype=torch.float32)
 
 
+def sampling_log_q(item_freq: np.ndarray) -> torch.Tensor:
+    """(M,) training counts -> (M,) log of the add-one smoothed in-batch sampling probability."""
+    q = torch.as_tensor((item_freq + 1.0) / (item_freq.sum() + len(item_freq)), dtype=torch.float32)
+    return torch.log(q)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_step(model: TwoTower, opt: torch.optim.Optimizer, users: Mapping[str, torch.Tensor],
+               targets: torch.Tensor, items: Mapping[str, torch.Tensor], idx: torch.Tensor,
+               log_q: torch.Tensor | None, weights: torch.Tensor | None = None) -> float:
+    """One optimiser step on the labels `idx` (B,) -> the batch's mean loss. The whole cost of an
+    epoch is its batches' steps (plus one validation), so minirec.scale.training times this."""
+    t = targets[idx]  # (B,)
+    u = model.user_tower(take(users, idx))  # (B, d)
+    v = model.item_tower(take(items, t))  # (B, d)
+    loss = in_batch_loss(u, v, t, log_q, model.cfg.temperature, None if weights is None else weights[idx])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets: torch.Tensor,
                     items: Mapping[str, torch.Tensor], item_freq: np.ndarray,
                     validate: Callable[[TwoTower], float], cfg: TrainConfig,
@@ -118,9 +143,8 @@ def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets:
     weights (N,) per-label loss weights (recency_weights) or None."""
     set_determinism(cfg.seed, cfg.threads)
     g = torch.Generator().manual_seed(cfg.seed)
-    q = torch.as_tensor((item_freq + 1.0) / (item_freq.sum() + len(item_freq)), dtype=torch.float32)
-    log_q = torch.log(q) if cfg.logq else None  # (M,)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    log_q = sampling_log_q(item_freq) if cfg.logq else None  # (M,)
+    opt = make_optimizer(model, cfg)
     n = len(targets)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     result = TrainResult(model=model, config=asdict(cfg))
@@ -133,14 +157,7 @@ def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets:
         total = 0.0
         for s in range(0, n, cfg.batch_size):
             idx = perm[s:s + cfg.batch_size]
-            t = targets[idx]  # (B,)
-            u = model.user_tower(take(users, idx))  # (B, d)
-            v = model.item_tower(take(items, t))  # (B, d)
-            loss = in_batch_loss(u, v, t, log_q, model.cfg.temperature, None if weights is None else weights[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += train_step(model, opt, users, targets, items, idx, log_q, weights) * len(idx)
             bar.update(1)
         model.eval()
         score = float(validate(model))

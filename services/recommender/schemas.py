@@ -68,6 +68,8 @@ class RecommendResponse(BaseModel):
     exclude_seen_honoured: bool = Field(
         True, description="false when exclude_seen was asked but the user's seen items could not be read "
                           "(online store unavailable): seen items may then be among the results")
+    ranker_fallback: bool = Field(
+        False, description="true when the ranking stage failed and the retrieval order was served instead")
     timings_ms: dict[str, float] | None = None
 
 

@@ -41,11 +41,12 @@ def test_recommend_contract(recommender, world):
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"items", "model_version", "variant", "request_id", "fallback", "exclude_seen_honoured",
-                         "timings_ms"}
-    assert body["exclude_seen_honoured"] is True
+                         "ranker_fallback", "timings_ms"}
+    assert body["exclude_seen_honoured"] is True and body["ranker_fallback"] is False
     assert len(_check_items(body["items"], 7)) == 7
     assert body["model_version"] == world.tags[0] and body["variant"] == "control" and body["fallback"] is None
-    assert set(body["timings_ms"]) >= {"features", "encode", "retrieve", "filter", "total"}
+    assert set(body["timings_ms"]) >= {"features", "encode", "retrieve", "rank", "filter", "total"}
+    assert body["timings_ms"]["rank"] > 0  # the world's bundle has a ranker (loadtests.world)
     assert body["timings_ms"]["total"] > 0
     again = recommender.post("/recommend", {"user_id": uid, "k": 7}).json()
     assert again["timings_ms"] is None and again["request_id"] != body["request_id"]
@@ -163,9 +164,10 @@ def test_readiness_and_metrics(recommender, world):
     assert metric_values(text, "recommender_model_info")  # labelled with the version
     assert any(world.tags[0] in k for k, v in metric_values(text, "recommender_model_info").items() if v == 1)
     assert metric_sum(text, "recommender_fallbacks_total", 'reason="cold_start"') >= 1
-    for stage in ("features", "encode", "retrieve", "filter"):
+    for stage in ("features", "encode", "retrieve", "rank", "filter"):
         assert metric_sum(text, "recommender_stage_seconds_count", f'stage="{stage}"') > 0
     assert metric_sum(text, "recommender_request_seconds_count", 'endpoint="/recommend"') > 0
+    assert "recommender_ranker_failures_total" in text
 
 
 def test_impression_reaches_kafka(recommender, kafka_broker, impressions_topic, world):

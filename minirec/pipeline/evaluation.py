@@ -67,7 +67,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
     the popularity term (w = 0). Every entry has `warm` and `cold` sub-entries; the files also carry
     `protocol` (fixed | rolling), the data and split that produced them."""
     from minirec.train.evaluate import evaluate_scores
-    from minirec.train.metrics import paired_bootstrap
+    from minirec.train.metrics import novelty, paired_bootstrap, self_information
     from minirec.train.registry import load_dir
 
     tables = load_run_tables(ctx)
@@ -89,8 +89,11 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
         learned = tower_scores(model, users, items, ev.user_ids, cat.item_ids, pop_weight=0.0)
         scores = {MODEL_KEY: ranked_scores(ctx, part, model, cat, ev, retrieval), "retrieval_only": retrieval,
                   "learned_only": learned, **{name: scorer(ev.user_ids) for name, scorer in scorers.items()}}
+        info = self_information(cat.item_index(hist["item_id"].values), cat.n_items)  # (M,) bits
         for name, s in scores.items():
-            summary, pu, _ = evaluate_scores(s, ev, cat.n_items)
+            summary, pu, ranked = evaluate_scores(s, ev, cat.n_items)
+            for key, rows in (("", None), ("warm", ev.warm), ("cold", ~ev.warm)):
+                (summary[key] if key else summary)["novelty@10"] = novelty(ranked[:, :10], info, rows)
             results[part][name] = summary
             per_user[part][name] = pu["ndcg@10"]
         check_recall_kept(results[part], part)

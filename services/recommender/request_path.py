@@ -142,7 +142,7 @@ class RequestPipeline:
         return out
 
     def _retrieve(self, mv: ModelVersion, idx: list[int], reqs: list[RecommendRequest], online: Online,
-                  results: list[list[tuple[int, float]]]) -> tuple[float, float]:
+                  results: list[list[tuple]]) -> tuple[float, float]:
         """Encode + two-pass search (+ the ranker) for the rows `idx` of one model version;
         returns (encode seconds, rank seconds)."""
         ta = time.perf_counter()
@@ -175,7 +175,7 @@ class RequestPipeline:
         return enc, time.perf_counter() - tr
 
     def _rank(self, mv: ModelVersion, idx: list[int], reqs: list[RecommendRequest], online: Online,
-              results: list[list[tuple[int, float]]]) -> None:
+              results: list[list[tuple]]) -> None:
         """One ranker call for the group; on any failure the retrieval order is served, flagged and counted."""
         try:
             ranked = mv.rank([online.rows[i] for i in idx], [results[i] for i in idx])
@@ -197,7 +197,7 @@ class RequestPipeline:
         n = len(reqs)
         online = self._read_online(reqs)
         t1 = time.perf_counter()
-        results: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+        results: list[list[tuple]] = [[] for _ in range(n)]  # (item id, score[, retrieval score]) per user
         # group the personalised requests by model version: one encode + one search per version
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(reqs):
@@ -218,7 +218,9 @@ class RequestPipeline:
                 self.m.fallbacks.labels(online.fallback[i]).inc()
             # model_construct: the values are built here, validating them again costs ~7 % of the worker's CPU
             out.append(RecommendResponse.model_construct(
-                items=[Item.model_construct(item_id=it, title=mv.title(it), score=round(s, 6)) for it, s in results[i]],
+                items=[Item.model_construct(item_id=t[0], title=mv.title(t[0]), score=round(t[1], 6),
+                                            retrieval_score=round(t[2], 6) if len(t) > 2 else None)
+                       for t in results[i]],
                 model_version=mv.tag, variant=r.variant, request_id=new_request_id(), fallback=online.fallback[i],
                 exclude_seen_honoured=online.seen_read[i] or not r.exclude_seen,
                 ranker_fallback=online.ranker_fallback[i], timings_ms=None))

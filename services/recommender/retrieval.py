@@ -51,9 +51,9 @@ class ModelVersion:
 
         return K_CANDIDATES if self.ranker is not None else 0
 
-    def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]]) -> list[list[tuple[int, float]]]:
+    def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]]) -> list[list[tuple]]:
         """One ranker call for a batch: (B,) feature dicts, (B,) candidate lists (item id, retrieval score)
-        in retrieval order -> the same candidates in ranker order, scored by the ranker."""
+        in retrieval order -> the same candidates in ranker order as (item id, ranker score, retrieval score)."""
         from minirec.rank.features import pair_features
         from minirec.rank.model import rerank_order
 
@@ -66,7 +66,7 @@ class ModelVersion:
         x = pair_features(rows, self.rank_items, cand, sc, float(self.model.cfg.pop_weight))  # (B*k, F)
         p = self.ranker.predict(x).reshape(cand.shape)
         order = rerank_order(p, cand)
-        return [[(int(self.item_ids[cand[b, j]]), float(p[b, j])) for j in order[b] if cand[b, j] >= 0]
+        return [[(int(self.item_ids[cand[b, j]]), float(p[b, j]), float(sc[b, j])) for j in order[b] if cand[b, j] >= 0]
                 for b in range(len(cands))]
 
     def user_vectors(self, rows: list[dict[str, Any]], user_ids: list[int]) -> np.ndarray:

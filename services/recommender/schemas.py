@@ -54,7 +54,9 @@ class SimilarItemsRequest(BaseModel):
 class Item(BaseModel):
     item_id: int
     title: str
-    score: float
+    score: float = Field(..., description="the ranker's score when the bundle has a ranking stage, else retrieval's")
+    retrieval_score: float | None = Field(
+        None, description="the retrieval stage's score (two-tower + popularity) when a ranker ordered the list")
 
 
 class RecommendResponse(BaseModel):

@@ -35,7 +35,7 @@ def trained_run(tmp_path_factory, synthetic_lake, redis_server):
         feature_repo=copy_repo(root / "feature_repo"), model_store=root / "unused-store",
         feast_project=f"t{uuid.uuid4().hex[:8]}", redis_host=redis_server.host, redis_port=redis_server.port,
         train={"epochs": 2, "progress": False})
-    P.run(ctx, ["validate_data", "build_training_set", "train", "evaluate"])
+    P.run(ctx, ["validate_data", "build_training_set", "train", "train_ranker", "evaluate"])
     # A 2-epoch model on this tiny lake does not beat item-kNN, and these tests are about the release, not
     # quality (test_gate.py and tests/model/test_quality.py test the baseline rule): the baselines' recorded
     # validation scores are lowered below the model's so the gate's production rule is what decides here.

@@ -57,7 +57,12 @@ def test_served_ranking_equals_the_offline_pipelines_ranking(engine, world):
     assert [[it.item_id for it in r.items] for r in served] == offline.tolist()
     got = np.array([[it.score for it in r.items] for r in served])
     want = np.sort(p, axis=1)[:, ::-1][:, :10]
-    np.testing.assert_allclose(got, want, atol=1e-5)  # the item's score is the ranker's
+    np.testing.assert_allclose(got, want, atol=1e-5)  # the item's score is the ranker's ...
+    cand_score = {(b, int(mv.item_ids[r])): s for b in range(len(uids)) for r, s in zip(c.cand[b], c.scores[b],
+                                                                                      strict=True)}
+    for b, r in enumerate(served):  # ... and the retrieval stage's score travels beside it
+        np.testing.assert_allclose([it.retrieval_score for it in r.items],
+                                   [cand_score[b, it.item_id] for it in r.items], atol=1e-4)
     # and the ranker did reorder something: the retrieval order alone would give other lists
     retrieval = mv.item_ids[top_k(scores, 10, exclude=seen)]
     assert retrieval.tolist() != offline.tolist()
@@ -91,5 +96,6 @@ def test_a_ranker_failure_serves_retrieval_order_flagged_and_counted(engine, wor
         broken_ranker.ranker = ranker
     assert [[i.item_id for i in r.items] for r in out] == [[i.item_id for i in r.items] for r in plain]
     assert all(r.ranker_fallback is False for r in plain)
+    assert all(it.retrieval_score is None for r in out for it in r.items)  # no ranker score to show beside
     body = out[0].model_dump(mode="json")  # the response still serialises: the API answers 200
     assert body["ranker_fallback"] is True and "rank" in body["timings_ms"]

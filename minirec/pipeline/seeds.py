@@ -1,7 +1,7 @@
 """The served model's targets over several seeds (`make quality-seeds`): the pipeline's first steps
 (validate_data .. evaluate, no service needed) once per seed, then one table.
 
-    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds]   # runs <prefix>-s<seed>
+    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN]   # runs <prefix>-s<seed>
         -> artifacts/seeds/<prefix>.json and a markdown table on stdout
 
 Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / recent_popular,
@@ -22,13 +22,25 @@ STEPS = ("validate_data", "build_training_set", "train", "train_ranker", "evalua
 TARGET = 0.40  # issue 16: the served model's NDCG@10 on the test split
 
 
-def run_seed(seed: int, prefix: str) -> dict[str, Any]:
+SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames")  # seed-independent outputs
+
+
+def run_seed(seed: int, prefix: str, from_run: str | None = None) -> dict[str, Any]:
+    import shutil
+
     from minirec.pipeline.context import RunContext, read_json
     from minirec.pipeline.steps import run_step
 
     ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "progress": False})
+    steps = STEPS
+    if from_run:  # the data steps do not depend on the seed: reuse their outputs
+        src = ctx.artifacts_dir / "runs" / from_run
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in SHARED:
+            (shutil.copytree if (src / name).is_dir() else shutil.copy2)(src / name, ctx.run_dir / name)
+        steps = STEPS[2:]
     seconds = {}
-    for step in STEPS:
+    for step in steps:
         t0 = time.perf_counter()
         run_step(step, ctx)
         seconds[step] = round(time.perf_counter() - t0, 1)
@@ -63,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--prefix", default="seeds", help="run ids are <prefix>-s<seed>")
+    ap.add_argument("--from-run", help="reuse this run's validate_data/build_training_set outputs (same window)")
     a = ap.parse_args(argv)
     from minirec.settings import get_settings
 
     rows = []
     for seed in a.seeds:
         print(f"[seeds] seed {seed} ...", file=sys.stderr)
-        rows.append(run_seed(seed, a.prefix))
+        rows.append(run_seed(seed, a.prefix, a.from_run))
     out = get_settings().artifacts_path / "seeds" / f"{a.prefix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

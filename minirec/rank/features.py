@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from minirec.features.tables import GENRES
 
@@ -74,11 +75,12 @@ class ItemTable:
 
     @classmethod
     def build(cls, items: Any, item_vectors: np.ndarray, item_ids: np.ndarray) -> ItemTable:
-        """items: a frame (or dict of columns) with ITEM features, rows in the order of `item_ids`;
+        """items: a frame with ITEM features and `item_id` (rows aligned to `item_ids` by id; an id
+        missing from it gets NaN features), or a dict of columns already in the order of `item_ids`;
         item_vectors: (M, d+1) the retrieval model's index vectors for the same rows."""
         m = len(item_ids)
-        if "item_id" in items and not np.array_equal(np.asarray(items["item_id"]), np.asarray(item_ids)):
-            raise ValueError("item feature rows are not in the order of the item ids")
+        if isinstance(items, pd.DataFrame) and "item_id" in items:  # align the rows to item_ids by id
+            items = items.drop_duplicates("item_id").set_index("item_id").reindex(np.asarray(item_ids))
         x = np.full((m, len(ITEM_COLS)), np.nan, dtype=np.float32)
         for c, name in enumerate(ITEM_COLS[:-1]):
             x[:, c] = [_num(v) for v in items[name]]

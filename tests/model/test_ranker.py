@@ -50,11 +50,14 @@ def test_pair_features_are_user_major_and_compute_the_crosses():
     assert x[2, col["year"]] == 1990 and np.isnan(items.x[5, 0])  # year 0 is unknown
 
 
-def test_item_rows_must_follow_the_item_ids():
-    frame = pd.DataFrame({"item_id": [2, 1], "year": [1, 1], "i_cnt_7d": [0, 0], "i_cnt_30d": [0, 0],
-                          "i_cnt_all": [0, 0], "i_pop_decayed": [0.0, 0.0], "genres": [[], []]})
-    with pytest.raises(ValueError, match="order"):
-        ItemTable.build(frame, np.zeros((2, 3), np.float32), np.array([1, 2]))
+def test_item_rows_are_aligned_to_the_item_ids_by_id():
+    """A bundle whose row -> item-id map differs from the feature frame's order (a permuted bundle)
+    still reads each item's own features; an id the frame lacks gets NaN."""
+    frame = pd.DataFrame({"item_id": [2, 1], "year": [1992, 1991], "i_cnt_7d": [5, 3], "i_cnt_30d": [0, 0],
+                          "i_cnt_all": [0, 0], "i_pop_decayed": [0.0, 0.0], "genres": [["Drama"], []]})
+    t = ItemTable.build(frame, np.zeros((3, 3), np.float32), np.array([1, 2, 7]))
+    assert t.x[:2, 0].tolist() == [1991, 1992] and t.x[:2, 1].tolist() == [3, 5]
+    assert t.genres[1, GENRES.index("Drama")] == 1 and np.isnan(t.x[2, :-1]).all()
 
 
 def test_ranker_training_refuses_features_dated_at_or_after_the_first_label():

@@ -100,10 +100,13 @@ bench-stream: setup ## stream processor events/s vs a bare consumer, freshness p
 	@$(PY) loadtests/bench_stream.py $(ARGS)
 
 ## --- training ---
-.PHONY: train feast-apply promote models mlflow
+.PHONY: train quality-seeds feast-apply promote models mlflow
 
 train: data up ## train the two-tower natively (no Airflow): features, Feast, train, evaluate, gate, FAISS, register, materialise, seen-sets, promote; results in artifacts/latest
 	@$(PY) -m minirec.pipeline run $(ARGS)
+
+quality-seeds: data ## the served model (retrieval + ranker) on the test split for seeds 0 1 2: NDCG@10 all/warm/cold, bootstrap CI, Recall@100, coverage, novelty (no service needed)
+	@$(PY) -m minirec.pipeline.seeds $(ARGS)
 
 feast-apply: ## `feast apply` the repo in feature_repo/ with the .env values (offline tables come from `make train`)
 	@set -a && . ./.env && set +a && cd feature_repo && ../.venv/bin/feast apply

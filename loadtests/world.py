@@ -70,7 +70,7 @@ def train_version(world: World, run_id: str, *, epochs: int = 2, seed: int = 0, 
 
     ctx = _ctx(world.root, world.data_dir, world.feature_repo, world.model_store, world.redis_host,
                world.redis_port, world.project, run_id, epochs, seed)
-    for step in ("validate_data", "build_training_set", "train"):
+    for step in ("validate_data", "build_training_set", "train", "train_ranker"):
         pipeline.run_step(step, ctx)
     # gate bypass: a serving fixture needs a model, not a good one
     pipeline.write_json(ctx.run_dir / "gate.json", {"passed": True, "message": "bypassed by loadtests.world"})

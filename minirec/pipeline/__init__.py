@@ -1,6 +1,6 @@
 """The training pipeline: one module per step, plain functions, one step table.
 
-    validate_data -> build_training_set -> train -> evaluate -> gate -> build_index
+    validate_data -> build_training_set -> train -> train_ranker -> evaluate -> gate -> build_index
         -> register -> materialize -> backfill_seen -> promote -> export_reference
 
 Every step reads and writes one run folder, `artifacts/runs/<run_id>/`; a run
@@ -29,7 +29,8 @@ _EXPORTS = {
     "RunContext": "context", "PipelineError": "context", "MODEL_KEY": "context", "new_run_id": "context",
     "write_json": "context", "read_json": "context", "tower_scores": "context",
     "STEPS": "steps", "STEP_TABLE": "steps", "run": "steps", "run_step": "steps",
-    "validate_data": "data", "build_training_set": "data", "train": "training", "evaluate": "evaluation",
+    "validate_data": "data", "build_training_set": "data", "train": "training",
+    "train_ranker": "ranking", "evaluate": "evaluation",
     "gate": "gating", "build_index": "index", "register": "release", "materialize": "release",
     "backfill_seen": "release", "promote": "release", "export_reference": "reference",
     "publish_latest": "reference", "main": "cli",

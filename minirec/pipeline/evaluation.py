@@ -20,6 +20,7 @@ from minirec.pipeline.context import (
     write_json,
 )
 from minirec.pipeline.protocol import protocol_note, run_protocol
+from minirec.pipeline.ranking import check_recall_kept, ranked_scores
 from minirec.pipeline.reports import plot_results, results_markdown
 
 
@@ -60,12 +61,13 @@ def _tune_baselines(split, cat, valid_ev) -> tuple[dict[str, Any], dict[str, Any
 def evaluate(ctx: RunContext) -> dict[str, Any]:
     """Two-tower and baselines on validation and test; JSON, markdown table, plot, bootstrap CIs.
 
-    Model keys: `two_tower` is the model as served; `retrieval_only` the retrieval stage alone
-    (the same scores until a ranking stage exists); `learned_only` the retrieval stage without
+    Model keys: `two_tower` is the model as served, retrieval then the ranker over its top 100
+    (on validation the ranker's out-of-fold scores, see ranking.py); `retrieval_only` the retrieval
+    stage alone; `learned_only` the retrieval stage without
     the popularity term (w = 0). Every entry has `warm` and `cold` sub-entries; the files also carry
     `protocol` (fixed | rolling), the data and split that produced them."""
     from minirec.train.evaluate import evaluate_scores
-    from minirec.train.metrics import paired_bootstrap
+    from minirec.train.metrics import novelty, paired_bootstrap, self_information
     from minirec.train.registry import load_dir
 
     tables = load_run_tables(ctx)
@@ -83,14 +85,18 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
     }
     for part, (ev, hist, cut, users, items) in setups.items():
         scorers = valid_scorers if part == "valid" else _baselines(hist, cat, cut, params)
-        served = tower_scores(model, users, items, ev.user_ids, cat.item_ids)  # (U_e, M)
+        retrieval = tower_scores(model, users, items, ev.user_ids, cat.item_ids)  # (U_e, M)
         learned = tower_scores(model, users, items, ev.user_ids, cat.item_ids, pop_weight=0.0)
-        scores = {MODEL_KEY: served, "retrieval_only": served, "learned_only": learned,
-                  **{name: scorer(ev.user_ids) for name, scorer in scorers.items()}}
+        scores = {MODEL_KEY: ranked_scores(ctx, part, model, cat, ev, retrieval), "retrieval_only": retrieval,
+                  "learned_only": learned, **{name: scorer(ev.user_ids) for name, scorer in scorers.items()}}
+        info = self_information(cat.item_index(hist["item_id"].values), cat.n_items)  # (M,) bits
         for name, s in scores.items():
-            summary, pu, _ = evaluate_scores(s, ev, cat.n_items)
+            summary, pu, ranked = evaluate_scores(s, ev, cat.n_items)
+            for key, rows in (("", None), ("warm", ev.warm), ("cold", ~ev.warm)):
+                (summary[key] if key else summary)["novelty@10"] = novelty(ranked[:, :10], info, rows)
             results[part][name] = summary
             per_user[part][name] = pu["ndcg@10"]
+        check_recall_kept(results[part], part)
     comparison = _comparison(results, per_user, paired_bootstrap)
     comparison.update({"baseline_params": params, "test_users": int(len(test_ev.user_ids)),
                        "valid_users": int(len(valid_ev.user_ids)), "window": split.window()})

@@ -62,9 +62,25 @@ def gate(ctx: RunContext) -> dict[str, Any]:
     # the candidate against the baselines only: its own parts (learned_only, ...) are not competitors
     contenders = {k: v for k, v in valid.items() if k == MODEL_KEY or k in BASELINES}
     decision = decide(contenders, MODEL_KEY, prod_value, ctx.gate_tolerance)
+    ranker_problem = ranker_gate(valid, ctx.gate_tolerance)
     out = {**decision.to_dict(), "production_tag": prod.tag if prod else None,
-           "production_stored_valid_ndcg@10": prod.metadata.get("valid_ndcg@10") if prod else None}
+           "production_stored_valid_ndcg@10": prod.metadata.get("valid_ndcg@10") if prod else None,
+           "ranker": ranker_problem or "passed"}
     write_json(ctx.run_dir / "gate.json", out)
     if not decision.passed:
         raise GateError(decision.message)
+    if ranker_problem:
+        raise GateError(ranker_problem)
     return out
+
+
+def ranker_gate(valid: dict[str, Any], tolerance: float) -> str | None:
+    """Why the ranking stage must not ship, or None: its out-of-fold validation NDCG@10 (the served
+    `two_tower` entry) may not fall below the retrieval stage's alone by more than the tolerance."""
+    if "retrieval_only" not in valid:
+        return None
+    served, retrieval = valid[MODEL_KEY]["ndcg@10"], valid["retrieval_only"]["ndcg@10"]
+    if served < retrieval - tolerance:
+        return (f"quality gate failed: the ranker lowers validation ndcg@10 from {retrieval:.4f} (retrieval "
+                f"alone) to {served:.4f}, more than the tolerance {tolerance}; nothing was promoted")
+    return None

@@ -1,4 +1,4 @@
-"""Step 6: the serving bundle: item vectors, the FAISS HNSW index and its measured recall."""
+"""Step 6: the serving bundle: item vectors, the FAISS HNSW index and its measured recall, the ranker."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def build_index(ctx: RunContext) -> dict[str, Any]:
     np.save(bundle / "item_embeddings.npy", np.ascontiguousarray(iv[:, :-1]))
     np.save(bundle / "item_ids.npy", cat.item_ids.astype(np.int64))
     faiss.write_index(ann, str(bundle / "index.faiss"))
+    if (ctx.run_dir / "ranker").exists():  # the ranking stage (train_ranker), in the same bundle
+        shutil.copytree(ctx.run_dir / "ranker", bundle / "ranker")
+        items_at.to_parquet(bundle / "ranker" / "items.parquet", index=False)  # its item features at the cut
     write_json(bundle / "features.json", {"user_service": USER_SERVICE, "item_service": ITEM_SERVICE,
                                            "user_features": USER_FEATURES, "item_features": ITEM_FEATURES})
     write_json(ctx.run_dir / "ann.json", stats)

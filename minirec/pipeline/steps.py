@@ -25,6 +25,7 @@ STEP_TABLE: tuple[Step, ...] = (
     Step("validate_data", "data", "check the lake tables, cut the data window"),
     Step("build_training_set", "data", "feature tables -> private Feast repo -> point-in-time frames"),
     Step("train", "training", "two-tower with early stopping; popularity weight on validation"),
+    Step("train_ranker", "ranking", "LightGBM LambdaRank on the top-100 candidates, validation-period labels"),
     Step("evaluate", "evaluation", "two-tower and tuned baselines on validation and test"),
     Step("gate", "gating", "beat the best baseline; not worse than production re-scored here"),
     Step("build_index", "index", "item vectors at the release cut, FAISS HNSW, the bundle"),

@@ -81,6 +81,19 @@ def coverage(ranked: np.ndarray, n_items: int) -> float:
     return float(len(np.unique(ranked)) / n_items) if ranked.size else 0.0
 
 
+def self_information(history_items: np.ndarray, n_items: int) -> np.ndarray:
+    """(M,) -log2 p(item), p from the history's counts with add-one smoothing: the novelty of recommending it."""
+    counts = np.bincount(np.asarray(history_items, dtype=np.int64), minlength=n_items).astype(np.float64)
+    return -np.log2((counts + 1.0) / (counts.sum() + n_items))
+
+
+def novelty(ranked: np.ndarray, info: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """Mean self-information (bits) of the recommended items over users `rows` (Zhou et al. 2010, PNAS,
+    "Solving the apparent diversity-accuracy dilemma of recommender systems"): higher = less popular."""
+    r = ranked if rows is None else ranked[np.asarray(rows, dtype=bool)]
+    return float(info[r].mean()) if r.size else float("nan")
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0,
                      level: float = 0.95) -> dict[str, float]:
     """CI of mean(a - b) over users, resampling users with replacement (paired).

@@ -64,7 +64,13 @@ if TYPE_CHECKING:
 STAGES = ("candidate", "production", "archived")
 BUNDLE_FILES = ("config.json", "model.pt", "item_vectors.npy", "item_embeddings.npy", "item_ids.npy",
                 "index.faiss", "features.json")
+RANKER_FILES = ("ranker/model.txt", "ranker/ranker.json", "ranker/items.parquet")  # optional: the ranking stage
 STAGES_FILE = "stages.jsonl"
+
+
+def bundle_files(files_dir: Path) -> tuple[str, ...]:
+    """The files of the bundle in `files_dir`: BUNDLE_FILES, plus RANKER_FILES when it has a ranker."""
+    return BUNDLE_FILES + (RANKER_FILES if (files_dir / RANKER_FILES[0]).exists() else ())
 
 
 class RegistryError(RuntimeError):
@@ -119,9 +125,9 @@ class ModelRef:
 
 
 def content_hash(files_dir: Path) -> str:
-    """sha256 over the bundle files' names and bytes, in BUNDLE_FILES order."""
+    """sha256 over the bundle files' names and bytes, in bundle_files order."""
     h = hashlib.sha256()
-    for name in BUNDLE_FILES:
+    for name in bundle_files(files_dir):
         h.update(name.encode() + b"\0")
         with open(files_dir / name, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -189,7 +195,8 @@ def register(files_dir: Path, *, store_path: Path, name: str, version: str, meta
                                 "register under a new run id (the default for every run)")
         labels = {**(labels or {}), "run_id": version}
         with _create(store_path, tag, labels, _clean({**metadata, "content_sha256": digest})) as m:
-            for f in BUNDLE_FILES:
+            for f in bundle_files(files_dir):
+                (Path(m.path) / f).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(files_dir / f, Path(m.path) / f)
         for old in existing.values():
             if old.stage == "candidate":
@@ -296,6 +303,8 @@ class Bundle:
     features: dict[str, Any]
     metadata: dict[str, Any]
     identity: str = ""
+    ranker: Any = None  # minirec.rank.model.Ranker, None for a bundle without a ranking stage
+    ranker_items: Any = None  # pandas frame: the ranker's item features at the release cut (catalogue order)
 
 
 def load_dir(path: Path) -> tuple[TwoTower, dict[str, Any]]:
@@ -332,4 +341,16 @@ def load_bundle(store_path: Path, name: str = "two_tower", tag: str | None = Non
         item_vectors=np.load(p / "item_vectors.npy"), item_embeddings=np.load(p / "item_embeddings.npy"),
         item_ids=np.load(p / "item_ids.npy"), index=faiss.read_index(str(p / "index.faiss")),
         features=json.loads((p / "features.json").read_text()), metadata=ref.metadata, identity=ref.identity,
+        **_ranker(p),
     )
+
+
+def _ranker(p: Path) -> dict[str, Any]:
+    """The bundle's ranking stage (<bundle>/ranker/), if it has one."""
+    if not (p / "ranker" / "model.txt").exists():
+        return {}
+    import pandas as pd
+
+    from minirec.rank.model import Ranker
+
+    return {"ranker": Ranker.load(p / "ranker"), "ranker_items": pd.read_parquet(p / "ranker" / "items.parquet")}

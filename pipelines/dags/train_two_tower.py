@@ -1,6 +1,6 @@
 """Airflow DAG `train_two_tower`: thin tasks over minirec.pipeline, one per row of its step table.
 
-    validate_data -> build_training_set -> train -> evaluate -> gate -> build_index
+    validate_data -> build_training_set -> train -> train_ranker -> evaluate -> gate -> build_index
         -> register -> materialize -> backfill_seen -> promote -> export_reference
 
 Every task of one DAG run computes the same run id, from the DAG run's id

@@ -3,9 +3,12 @@
     recommend(requests)                      one call = one batch (1 with batching off)
       features  one Redis round trip: HMGET of every user's Feast hash + their seen-set
       encode    user tower on the personalised users      (B, d+1)
-      retrieve  FAISS top-K' for the whole batch, K' = k + overfetch, then drop -1, seen and
-                duplicate ids; users left with fewer than k get a second, deeper search
-                (K' = k + |seen| + overfetch): HNSW cost grows with K', heavy users are few
+      retrieve  FAISS top-K' for the whole batch, K' = D + overfetch, then drop -1, seen and
+                duplicate ids; users left with fewer than D get a second, deeper search
+                (K' = D + |seen| + overfetch): HNSW cost grows with K', heavy users are few;
+                D = k, or max(k, 100) when the bundle has a ranker
+      rank      the bundle's LightGBM ranker reorders each user's 100 candidates, one call per
+                batch and model version (minirec.rank); its score is the item's score
       filter    popularity lists, response objects, impression events
 
     cold user (no online row)        -> popularity list, fallback="cold_start"
@@ -15,6 +18,8 @@
     Redis unreachable / timed out    -> popularity list for the batch, fallback="online_store_unavailable",
                                         exclude_seen_honoured=false; the breaker skips Redis for 0.5 s
     model not loaded                 -> ModelNotReady (the API answers 503; readiness is false)
+    ranker raises (bad bundle, bug)  -> retrieval order for the group, ranker_fallback=true,
+                                        recommender_ranker_failures_total + 1; never a 5xx
 
 What the mixin reads from its host: `cfg` (EngineConfig), `m` (metrics), `status.models`
 (variant -> ModelVersion), `features` (OnlineFeatures or None), `impressions` (ImpressionLog or
@@ -59,6 +64,11 @@ class Online:
     seen: list[set[int]]  # items to exclude (seen-set + online history); empty when unreadable
     fallback: list[str | None]  # None | cold_start | bad_features | online_store_unavailable
     seen_read: list[bool]  # False when the seen-set could not be read (exclude_seen not honoured)
+    ranker_fallback: list[bool] = None  # True when the ranker failed and retrieval order was served
+
+    def __post_init__(self) -> None:
+        if self.ranker_fallback is None:
+            self.ranker_fallback = [False] * len(self.rows)
 
     @classmethod
     def unavailable(cls, n: int) -> Online:
@@ -132,8 +142,9 @@ class RequestPipeline:
         return out
 
     def _retrieve(self, mv: ModelVersion, idx: list[int], reqs: list[RecommendRequest], online: Online,
-                  results: list[list[tuple[int, float]]]) -> float:
-        """Encode + two-pass search for the rows `idx` of one model version; returns the encode seconds."""
+                  results: list[list[tuple]]) -> tuple[float, float]:
+        """Encode + two-pass search (+ the ranker) for the rows `idx` of one model version;
+        returns (encode seconds, rank seconds)."""
         ta = time.perf_counter()
         q, failed = encode_isolated(mv, [online.rows[i] for i in idx], [reqs[i].user_id for i in idx])
         for j in failed:  # rows the checks did not catch but the tower refused: that user only
@@ -141,23 +152,42 @@ class RequestPipeline:
         idx = [i for j, i in enumerate(idx) if j not in failed]
         enc = time.perf_counter() - ta
         if not idx:
-            return enc
+            return enc, 0.0
         seen = online.seen
-        # pass 1: K' = k + overfetch for the whole group (cheap: HNSW cost grows with K')
-        scores, ids = mv.search(q, max(reqs[i].k for i in idx) + self.cfg.overfetch)
+        depth = {i: max(reqs[i].k, mv.depth) for i in idx}  # k, or the ranker's 100 candidates
+        # pass 1: K' = depth + overfetch for the whole group (cheap: HNSW cost grows with K')
+        scores, ids = mv.search(q, max(depth.values()) + self.cfg.overfetch)
         short = []
         for j, i in enumerate(idx):
             excl = seen[i] if reqs[i].exclude_seen else set()
-            results[i] = top_k(ids[j], scores[j], reqs[i].k, excl)
-            if len(results[i]) < reqs[i].k and len(excl) > 0:
+            results[i] = top_k(ids[j], scores[j], depth[i], excl)
+            if len(results[i]) < depth[i] and len(excl) > 0:
                 short.append(j)  # seen items ate the candidates: search deeper
         if short:  # pass 2, only for users whose seen items filled pass 1
-            k2 = max(reqs[idx[j]].k + len(seen[idx[j]]) for j in short) + self.cfg.overfetch
+            k2 = max(depth[idx[j]] + len(seen[idx[j]]) for j in short) + self.cfg.overfetch
             scores2, ids2 = mv.search(q[short], k2)
             for r, j in enumerate(short):
                 i = idx[j]
-                results[i] = top_k(ids2[r], scores2[r], reqs[i].k, seen[i])
-        return enc
+                results[i] = top_k(ids2[r], scores2[r], depth[i], seen[i])
+        tr = time.perf_counter()
+        if mv.ranker is not None:
+            self._rank(mv, idx, reqs, online, results)
+        return enc, time.perf_counter() - tr
+
+    def _rank(self, mv: ModelVersion, idx: list[int], reqs: list[RecommendRequest], online: Online,
+              results: list[list[tuple]]) -> None:
+        """One ranker call for the group; on any failure the retrieval order is served, flagged and counted."""
+        try:
+            ranked = mv.rank([online.rows[i] for i in idx], [results[i] for i in idx])
+        except Exception as exc:
+            log.warning("ranker failed for %d users (%s: %s); serving retrieval order", len(idx),
+                        type(exc).__name__, exc)
+            self.m.ranker_failures.inc()
+            ranked = [results[i] for i in idx]
+            for i in idx:
+                online.ranker_fallback[i] = True
+        for i, r in zip(idx, ranked, strict=True):
+            results[i] = r[:reqs[i].k]
 
     def recommend(self, reqs: list[RecommendRequest]) -> list[RecommendResponse]:
         t0 = time.perf_counter()
@@ -167,18 +197,19 @@ class RequestPipeline:
         n = len(reqs)
         online = self._read_online(reqs)
         t1 = time.perf_counter()
-        results: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+        results: list[list[tuple]] = [[] for _ in range(n)]  # (item id, score[, retrieval score]) per user
         # group the personalised requests by model version: one encode + one search per version
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(reqs):
             if online.fallback[i] is None:
                 groups.setdefault(models.get(r.variant, models["control"]).tag, []).append(i)
-        enc = ret = 0.0
+        enc = ret = rank = 0.0
         for tag, idx in groups.items():
             ta = time.perf_counter()
-            e = self._retrieve(next(m for m in models.values() if m.tag == tag), idx, reqs, online, results)
+            e, rk = self._retrieve(next(m for m in models.values() if m.tag == tag), idx, reqs, online, results)
             enc += e
-            ret += time.perf_counter() - ta - e  # retrieve + filter of the personalised rows
+            rank += rk
+            ret += time.perf_counter() - ta - e - rk  # retrieve + filter of the personalised rows
         out = []
         for i, r in enumerate(reqs):
             mv = models.get(r.variant, models["control"])
@@ -187,11 +218,15 @@ class RequestPipeline:
                 self.m.fallbacks.labels(online.fallback[i]).inc()
             # model_construct: the values are built here, validating them again costs ~7 % of the worker's CPU
             out.append(RecommendResponse.model_construct(
-                items=[Item.model_construct(item_id=it, title=mv.title(it), score=round(s, 6)) for it, s in results[i]],
+                items=[Item.model_construct(item_id=t[0], title=mv.title(t[0]), score=round(t[1], 6),
+                                            retrieval_score=round(t[2], 6) if len(t) > 2 else None)
+                       for t in results[i]],
                 model_version=mv.tag, variant=r.variant, request_id=new_request_id(), fallback=online.fallback[i],
-                exclude_seen_honoured=online.seen_read[i] or not r.exclude_seen, timings_ms=None))
+                exclude_seen_honoured=online.seen_read[i] or not r.exclude_seen,
+                ranker_fallback=online.ranker_fallback[i], timings_ms=None))
         t4 = time.perf_counter()
-        stage = {"features": t1 - t0, "encode": enc, "retrieve": ret, "filter": max(0.0, (t4 - t1) - enc - ret)}
+        stage = {"features": t1 - t0, "encode": enc, "retrieve": ret, "rank": rank,
+                 "filter": max(0.0, (t4 - t1) - enc - ret - rank)}
         for name, sec in stage.items():
             self.m.stage.labels(name).observe(sec)
         self.m.batch.observe(n)

@@ -2,6 +2,7 @@
 
     rows (B feature dicts) --user_vectors--> q (B, d+1) --index.search--> (B, K') rows
         --item_ids--> ids, -1 padding kept as -1 --filter--> top-k per user
+        (with a ranker: top-100 per user --rank, one LightGBM call per batch--> top-k)
 
 FAISS pads with -1 when fewer than K' neighbours exist (a small catalogue,
 or HNSW not reaching K'); `top_k` drops -1, seen items and duplicates, so a
@@ -40,6 +41,33 @@ class ModelVersion:
         return self.titles.get(item_id, f"item {item_id}")
 
     encoder: FastUserEncoder | None = None
+    ranker: Any = None  # minirec.rank.model.Ranker: the ranking stage, None when the bundle has none
+    rank_items: Any = None  # minirec.rank.features.ItemTable: its item features at the release cut
+
+    @property
+    def depth(self) -> int:
+        """Candidates retrieval hands on per user: the ranker's K (100), or 0 without a ranker."""
+        from minirec.rank.model import K_CANDIDATES
+
+        return K_CANDIDATES if self.ranker is not None else 0
+
+    def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]]) -> list[list[tuple]]:
+        """One ranker call for a batch: (B,) feature dicts, (B,) candidate lists (item id, retrieval score)
+        in retrieval order -> the same candidates in ranker order as (item id, ranker score, retrieval score)."""
+        from minirec.rank.features import pair_features
+        from minirec.rank.model import rerank_order
+
+        k = max((len(c) for c in cands), default=0)
+        cand = np.full((len(cands), k), -1, dtype=np.int64)
+        sc = np.zeros((len(cands), k), dtype=np.float32)
+        for b, c in enumerate(cands):
+            cand[b, :len(c)] = [self.row_of[i] for i, _ in c]
+            sc[b, :len(c)] = [s for _, s in c]
+        x = pair_features(rows, self.rank_items, cand, sc, float(self.model.cfg.pop_weight))  # (B*k, F)
+        p = self.ranker.predict(x).reshape(cand.shape)
+        order = rerank_order(p, cand)
+        return [[(int(self.item_ids[cand[b, j]]), float(p[b, j]), float(sc[b, j])) for j in order[b] if cand[b, j] >= 0]
+                for b in range(len(cands))]
 
     def user_vectors(self, rows: list[dict[str, Any]], user_ids: list[int]) -> np.ndarray:
         """(B,) feature dicts -> (B, d+1) float32 query vectors [u / T, w] (as two_tower.user_vectors)."""
@@ -187,7 +215,12 @@ def load_version(store_path: Path, name: str, tag: str, titles: dict[int, str]) 
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     order = np.argsort(-b.item_vectors[:, -1], kind="stable")  # last column: log1p(popularity)
     popular = [(int(b.item_ids[r]), float(b.item_vectors[r, -1])) for r in order]
+    rank_items = None
+    if b.ranker is not None:
+        from minirec.rank.features import ItemTable
+
+        rank_items = ItemTable.build(b.ranker_items, b.item_vectors, b.item_ids)
     return ModelVersion(tag=b.tag, model=b.model, index=b.index, item_vectors=b.item_vectors.astype(np.float32),
                         item_ids=b.item_ids.astype(np.int64),
                         item_norm=emb, row_of={int(i): r for r, i in enumerate(b.item_ids)},
-                        popular=popular, titles=titles)
+                        popular=popular, titles=titles, ranker=b.ranker, rank_items=rank_items)

@@ -54,7 +54,9 @@ class SimilarItemsRequest(BaseModel):
 class Item(BaseModel):
     item_id: int
     title: str
-    score: float
+    score: float = Field(..., description="the ranker's score when the bundle has a ranking stage, else retrieval's")
+    retrieval_score: float | None = Field(
+        None, description="the retrieval stage's score (two-tower + popularity) when a ranker ordered the list")
 
 
 class RecommendResponse(BaseModel):
@@ -68,6 +70,8 @@ class RecommendResponse(BaseModel):
     exclude_seen_honoured: bool = Field(
         True, description="false when exclude_seen was asked but the user's seen items could not be read "
                           "(online store unavailable): seen items may then be among the results")
+    ranker_fallback: bool = Field(
+        False, description="true when the ranking stage failed and the retrieval order was served instead")
     timings_ms: dict[str, float] | None = None
 
 

@@ -55,3 +55,14 @@ def test_coverage_and_bootstrap():
     assert ci["low"] == pytest.approx(0.1) and ci["high"] == pytest.approx(0.1)  # constant difference
     noisy = paired_bootstrap(np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 1.0]), n_boot=500)
     assert noisy["low"] < 0 < noisy["high"]
+
+
+def test_novelty_is_the_mean_self_information_of_the_recommended_items():
+    from minirec.train.metrics import novelty, self_information
+
+    info = self_information(np.array([0, 0, 0, 1]), 3)  # counts 3, 1, 0 -> p = 4/7, 2/7, 1/7
+    np.testing.assert_allclose(info, -np.log2(np.array([4, 2, 1]) / 7))
+    ranked = np.array([[0, 1], [2, 2]])
+    assert novelty(ranked, info) == pytest.approx(info[[0, 1, 2, 2]].mean())
+    assert novelty(ranked, info, rows=np.array([False, True])) == pytest.approx(np.log2(7))
+    assert novelty(ranked[:0], info) != novelty(ranked[:0], info)  # no users: NaN

@@ -11,6 +11,7 @@ import json
 import uuid
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from minirec import pipeline as P
@@ -51,12 +52,32 @@ def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_
     assert max(curve) > curve[0] + 0.01, curve
     for name, m in metrics.items():
         assert m["warm"]["users"] + m["cold"]["users"] == m["users"] == 166, name
+        assert m["novelty@10"] > 0 and m["warm"]["novelty@10"] > 0 and m["coverage@10"] > 0, name
+    # the ranking stage reorders the retrieval stage's top 100: Recall@100 is the retrieval stage's
+    assert tt["recall@100"] == metrics["retrieval_only"]["recall@100"]
+    assert tt["ndcg@10"] != metrics["retrieval_only"]["ndcg@10"]  # ... and it did reorder
+    # ranker training rows are point in time: every feature dated before the first label, and no
+    # count they carry exceeds what the log held before the label time (a later frame, the test
+    # cut's or the window end's, would). Feature rows are written at a burst's end, so a user whose
+    # burst straddles the cut reads the row before it: a few counts lag (5 of 197 here), none leads.
+    rk = json.loads((ctx.run_dir / "ranker.json").read_text())
+    assert pd.Timestamp(rk["features_as_of"]) < pd.Timestamp(rk["label_start"])
+    oof = np.load(ctx.run_dir / "ranker_oof_valid.npz")
+    users = pd.read_parquet(ctx.run_dir / "frames" / "users_valid.parquet").set_index("user_id")
+    inter = pd.read_parquet(ctx.run_dir / "interactions.parquet")
+    before = inter[inter["event_timestamp"] < pd.Timestamp(rk["label_start"])].groupby("user_id").size()
+    expect = before.reindex(oof["user_ids"]).fillna(0).astype(int).values
+    got = users.loc[oof["user_ids"], "u_cnt_all"].fillna(0).astype(int).values
+    assert (got <= expect).all(), oof["user_ids"][got > expect]
+    assert (got == expect).mean() > 0.9 and expect.sum() > 0
+    assert rk["queries"] == 197 and rk["positives"] > 0
     ann = json.loads((ctx.latest_dir / "ann.json").read_text())
     assert ann["recall"] >= 0.99, ann
 
     # serving path: production bundle + online features from Redis -> top-10 via the ANN index
     bundle = load_bundle(ctx.model_store, ctx.model_name)
     assert bundle.tag == f"{ctx.model_name}:quality" and bundle.metadata["feature_service"] == USER_SERVICE
+    assert bundle.ranker is not None and len(bundle.ranker_items) == len(bundle.item_ids)  # one bundle
     feats = online_features(ctx.store(ctx.feature_repo), USER_SERVICE, "user_id", [1]).iloc[0].to_dict()
     assert feats["last_items"] is not None and len(feats["last_items"]) == 20
     q = user_vector(bundle.model, feats, 1)

@@ -21,7 +21,7 @@ def evaluated(tmp_path_factory, synthetic_lake):
         run_id="ev", data_dir=synthetic_lake, artifacts_dir=root / "artifacts",
         feature_repo=copy_repo(root / "feature_repo"), model_store=root / "bentoml", feast_project="tev",
         redis_host="127.0.0.1", redis_port=1, train={"epochs": 1, "progress": False})
-    P.run(ctx, ["validate_data", "build_training_set", "train", "evaluate"])
+    P.run(ctx, ["validate_data", "build_training_set", "train", "train_ranker", "evaluate"])
     return ctx
 
 
@@ -58,7 +58,9 @@ def test_every_entry_has_warm_and_cold_with_the_same_keys(evaluated):
             for k in ("ndcg@10", "recall@100", "mrr@10"):  # the all-user mean is the users-weighted mix
                 mix = (m["warm"][k] * m["warm"]["users"] + m["cold"][k] * m["cold"]["users"]) / m["users"]
                 assert m[k] == pytest.approx(mix), (model, k)
-        assert metrics["retrieval_only"] == metrics[MODEL_KEY]  # no ranking stage yet
+        for group in ("warm", "cold"):  # the ranker reorders the top 100 only: Recall@100 is retrieval's
+            assert metrics["retrieval_only"][group]["recall@100"] == metrics[MODEL_KEY][group]["recall@100"]
+        assert metrics["retrieval_only"]["recall@100"] == metrics[MODEL_KEY]["recall@100"]
     results = (evaluated.run_dir / "results.md").read_text()
     assert "by user group" in results and "| learned_only |" in results
     assert results.startswith("Protocol: **fixed**")
@@ -93,8 +95,28 @@ def test_gate_ignores_the_candidates_own_views(evaluated, tmp_path):
     shutil.copytree(evaluated.run_dir, ctx.run_dir)
     valid = _read(ctx, "metrics_valid.json")
     top = max(valid[k]["ndcg@10"] for k in BASELINES)
-    valid[MODEL_KEY]["ndcg@10"] = top + 0.01
-    valid["learned_only"]["ndcg@10"] = valid["retrieval_only"]["ndcg@10"] = top + 0.5
+    valid[MODEL_KEY]["ndcg@10"] = valid["retrieval_only"]["ndcg@10"] = top + 0.01
+    valid["learned_only"]["ndcg@10"] = top + 0.5
     P.write_json(ctx.run_dir / "metrics_valid.json", valid)
     out = P.gate(ctx)
-    assert out["passed"] and out["best_baseline"] in BASELINES
+    assert out["passed"] and out["best_baseline"] in BASELINES and out["ranker"] == "passed"
+
+
+def test_gate_refuses_a_ranker_that_lowers_the_retrieval_stage(evaluated, tmp_path):
+    """The served entry (retrieval + the ranker's out-of-fold scores) below retrieval alone by more than
+    the tolerance fails the gate, even when it beats every baseline."""
+    import shutil
+    from dataclasses import replace
+
+    from minirec.train.gate import GateError
+
+    ctx = replace(evaluated, run_id="ev-ranker", artifacts_dir=tmp_path / "artifacts", model_store=tmp_path / "store")
+    shutil.copytree(evaluated.run_dir, ctx.run_dir)
+    valid = _read(ctx, "metrics_valid.json")
+    top = max(valid[k]["ndcg@10"] for k in BASELINES)
+    valid[MODEL_KEY]["ndcg@10"] = top + 0.01
+    valid["retrieval_only"]["ndcg@10"] = top + 0.01 + 2 * ctx.gate_tolerance
+    P.write_json(ctx.run_dir / "metrics_valid.json", valid)
+    with pytest.raises(GateError, match="ranker lowers"):
+        P.gate(ctx)
+    assert _read(ctx, "gate.json")["ranker"].startswith("quality gate failed")

@@ -35,7 +35,7 @@ def trained_run(tmp_path_factory, synthetic_lake, redis_server, pass_the_baselin
         feature_repo=copy_repo(root / "feature_repo"), model_store=root / "unused-store",
         feast_project=f"t{uuid.uuid4().hex[:8]}", redis_host=redis_server.host, redis_port=redis_server.port,
         train={"epochs": 2, "progress": False})
-    P.run(ctx, ["validate_data", "build_training_set", "train", "evaluate"])
+    P.run(ctx, ["validate_data", "build_training_set", "train", "train_ranker", "evaluate"])
     pass_the_baseline_rule(ctx)  # these tests are about the release, not quality
     return ctx
 

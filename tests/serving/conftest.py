@@ -72,11 +72,14 @@ def world_bundle_dir(world) -> Path:
 
 
 def permuted_bundle(world, dest: Path, seed: int = 1) -> dict[int, int]:
-    """A second, different bundle: the world's model with its row -> item-id map shuffled, so the same
-    query rows name other films. Returns {item id in the world's model: item id in this one}."""
+    """A second, different bundle: the world's model (retrieval stage only) with its row -> item-id map
+    shuffled, so the same query rows name other films. Returns {item id in the world's model: item id in this one}."""
     import numpy as np
 
     shutil.copytree(world_bundle_dir(world), dest)
+    # without its ranking stage: the ranker reads item features and the user's recent items by id, so
+    # under a shuffled id map it would reorder differently and the answer would not be a pure relabelling
+    shutil.rmtree(dest / "ranker", ignore_errors=True)
     ids = np.load(dest / "item_ids.npy")
     perm = np.random.default_rng(seed).permutation(ids)
     np.save(dest / "item_ids.npy", perm)

@@ -41,11 +41,12 @@ def test_recommend_contract(recommender, world):
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"items", "model_version", "variant", "request_id", "fallback", "exclude_seen_honoured",
-                         "timings_ms"}
-    assert body["exclude_seen_honoured"] is True
+                         "ranker_fallback", "timings_ms"}
+    assert body["exclude_seen_honoured"] is True and body["ranker_fallback"] is False
     assert len(_check_items(body["items"], 7)) == 7
     assert body["model_version"] == world.tags[0] and body["variant"] == "control" and body["fallback"] is None
-    assert set(body["timings_ms"]) >= {"features", "encode", "retrieve", "filter", "total"}
+    assert set(body["timings_ms"]) >= {"features", "encode", "retrieve", "rank", "filter", "total"}
+    assert body["timings_ms"]["rank"] > 0  # the world's bundle has a ranker (loadtests.world)
     assert body["timings_ms"]["total"] > 0
     again = recommender.post("/recommend", {"user_id": uid, "k": 7}).json()
     assert again["timings_ms"] is None and again["request_id"] != body["request_id"]
@@ -111,9 +112,13 @@ def test_each_variant_serves_its_own_model(two_arms, world):
     assert (t["variant"], t["model_version"]) == ("treatment", candidate) and candidate != world.tags[0]
     c_ids, t_ids = [i["item_id"] for i in c["items"]], [i["item_id"] for i in t["items"]]
     assert len(c_ids) == 10 and t_ids != c_ids
-    # same towers, other id map: the treatment answer is the control answer read through its own map
-    assert t_ids == [perm[i] for i in c_ids]
-    assert [i["score"] for i in t["items"]] == [i["score"] for i in c["items"]]
+    # same towers, other id map: the treatment answer (retrieval only: permuted_bundle drops the ranker)
+    # is the control's retrieval order read through its own map. The control ranks its 100 candidates
+    # and reports each one's retrieval score beside the ranker's: sorted by it, they are that order.
+    c100 = svc.post("/recommend", {**ask, "k": 100, "variant": "control"}).json()["items"]
+    by_retrieval = sorted(c100, key=lambda i: -i["retrieval_score"])[:10]
+    assert t_ids == [perm[i["item_id"]] for i in by_retrieval]
+    assert [i["score"] for i in t["items"]] == [i["retrieval_score"] for i in by_retrieval]
     status = svc.post("/status", {}).json()
     assert status["models"] == {"control": world.tags[0], "treatment": candidate}
 
@@ -163,9 +168,10 @@ def test_readiness_and_metrics(recommender, world):
     assert metric_values(text, "recommender_model_info")  # labelled with the version
     assert any(world.tags[0] in k for k, v in metric_values(text, "recommender_model_info").items() if v == 1)
     assert metric_sum(text, "recommender_fallbacks_total", 'reason="cold_start"') >= 1
-    for stage in ("features", "encode", "retrieve", "filter"):
+    for stage in ("features", "encode", "retrieve", "rank", "filter"):
         assert metric_sum(text, "recommender_stage_seconds_count", f'stage="{stage}"') > 0
     assert metric_sum(text, "recommender_request_seconds_count", 'endpoint="/recommend"') > 0
+    assert "recommender_ranker_failures_total" in text
 
 
 def test_impression_reaches_kafka(recommender, kafka_broker, impressions_topic, world):

@@ -1,0 +1,96 @@
+"""The served model's targets over several seeds (`make quality-seeds`): the pipeline's first steps
+(validate_data .. evaluate, no service needed) once per seed, then one table.
+
+    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN]   # runs <prefix>-s<seed>
+        -> artifacts/seeds/<prefix>.json and a markdown table on stdout
+
+Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / recent_popular,
+all, warm and cold; the paired-bootstrap 95 % interval of two_tower − the best baseline; Recall@100 of
+two_tower and retrieval_only (equal by construction: the ranker reorders the top 100 only);
+coverage@10 and novelty@10; the seconds of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+STEPS = ("validate_data", "build_training_set", "train", "train_ranker", "evaluate")
+TARGET = 0.40  # issue 16: the served model's NDCG@10 on the test split
+
+
+SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames")  # seed-independent outputs
+
+
+def run_seed(seed: int, prefix: str, from_run: str | None = None) -> dict[str, Any]:
+    import shutil
+
+    from minirec.pipeline.context import RunContext, read_json
+    from minirec.pipeline.steps import run_step
+
+    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "progress": False})
+    steps = STEPS
+    if from_run:  # the data steps do not depend on the seed: reuse their outputs
+        src = ctx.artifacts_dir / "runs" / from_run
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in SHARED:
+            (shutil.copytree if (src / name).is_dir() else shutil.copy2)(src / name, ctx.run_dir / name)
+        steps = STEPS[2:]
+    seconds = {}
+    for step in steps:
+        t0 = time.perf_counter()
+        run_step(step, ctx)
+        seconds[step] = round(time.perf_counter() - t0, 1)
+    m, c = read_json(ctx.run_dir / "metrics.json"), read_json(ctx.run_dir / "comparison.json")
+
+    def trio(name: str) -> list[float]:
+        return [round(m[name]["ndcg@10"], 4), round(m[name]["warm"]["ndcg@10"], 4), round(m[name]["cold"]["ndcg@10"], 4)]
+
+    ci = c["bootstrap_vs_best_test"]
+    return {"seed": seed, "run_id": ctx.run_id, "two_tower": trio("two_tower"), "retrieval_only": trio("retrieval_only"),
+            "recent_popular": trio("recent_popular"), "best_baseline": c["best_baseline_test"],
+            "vs_best": [round(ci["mean"], 4), round(ci["low"], 4), round(ci["high"], 4)],
+            "recall@100": [round(m["two_tower"]["recall@100"], 4), round(m["retrieval_only"]["recall@100"], 4)],
+            "coverage@10": round(m["two_tower"]["coverage@10"], 4), "novelty@10": round(m["two_tower"]["novelty@10"], 3),
+            "seconds": seconds}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| seed | two_tower all / warm / cold | retrieval_only all / warm / cold | two_tower − best baseline, 95 % CI"
+            " | Recall@100 served / retrieval | Cov@10 | Nov@10 | train + train_ranker + evaluate s |\n"
+            "|---|---|---|---|---|---|---|---|\n")
+    fmt = lambda v: " / ".join(f"{x:.4f}" for x in v)  # noqa: E731
+    return head + "".join(
+        f"| {r['seed']} | {fmt(r['two_tower'])} | {fmt(r['retrieval_only'])} | {r['vs_best'][0]:+.4f} "
+        f"[{r['vs_best'][1]:+.4f}, {r['vs_best'][2]:+.4f}] ({r['best_baseline']}) | {fmt(r['recall@100'])} | "
+        f"{r['coverage@10']:.3f} | {r['novelty@10']:.2f} | "
+        f"{r['seconds']['train']:.0f} + {r['seconds']['train_ranker']:.0f} + {r['seconds']['evaluate']:.0f} |\n"
+        for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--prefix", default="seeds", help="run ids are <prefix>-s<seed>")
+    ap.add_argument("--from-run", help="reuse this run's validate_data/build_training_set outputs (same window)")
+    a = ap.parse_args(argv)
+    from minirec.settings import get_settings
+
+    rows = []
+    for seed in a.seeds:
+        print(f"[seeds] seed {seed} ...", file=sys.stderr)
+        rows.append(run_seed(seed, a.prefix, a.from_run))
+    out = get_settings().artifacts_path / "seeds" / f"{a.prefix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    print(table(rows))
+    ok = all(r["two_tower"][0] >= TARGET and r["vs_best"][1] > 0 for r in rows)
+    print(f"served NDCG@10 >= {TARGET} with the interval above zero for every seed: {'yes' if ok else 'NO'}; {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,13 @@ Production is not taken at its word: its registered model is re-scored here,
 on this run's validation users, targets and feature frames, with the same
 scoring function the candidate was measured with. A metric stored by an
 older run came from another window and cannot be compared.
+
+Stage by stage: production's ranker was trained on a validation period like
+this one (the same one under the fixed protocol), so re-scoring it there would
+be in-sample. Production's retrieval stage, re-scored, is compared with the
+candidate's retrieval stage (`retrieval_only`); the candidate's ranking stage
+has its own rule (ranker_gate, on out-of-fold scores). The baselines face the
+model as served (`two_tower`).
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ def gate(ctx: RunContext) -> dict[str, Any]:
                             "promote with `make promote TAG=...` if the candidate is wanted") from exc
     # the candidate against the baselines only: its own parts (learned_only, ...) are not competitors
     contenders = {k: v for k, v in valid.items() if k == MODEL_KEY or k in BASELINES}
-    decision = decide(contenders, MODEL_KEY, prod_value, ctx.gate_tolerance)
+    like = valid.get("retrieval_only", valid[MODEL_KEY])["ndcg@10"]  # the stage production is re-scored as
+    decision = decide(contenders, MODEL_KEY, prod_value, ctx.gate_tolerance, versus_production=like)
     ranker_problem = ranker_gate(valid, ctx.gate_tolerance)
     out = {**decision.to_dict(), "production_tag": prod.tag if prod else None,
            "production_stored_valid_ndcg@10": prod.metadata.get("valid_ndcg@10") if prod else None,

@@ -108,10 +108,14 @@ def ranked_scores(ctx: RunContext, part: str, model, cat, ev, retrieval: np.ndar
     """(U_e, M) scores of the model as served: `retrieval` with its top-K candidates in ranker order.
 
     valid: the out-of-fold ranker scores train_ranker saved (never in-sample); test: the ranker that
-    ships, on the candidates and features of the test cut (the release snapshot the bundle serves)."""
+    ships, on the candidates and features of the test cut (the release snapshot the bundle serves).
+    A run without train_ranker ships no ranker (index.py), and serving such a bundle is retrieval
+    alone, so that is what its `two_tower` scores are."""
     from minirec.rank.model import K_CANDIDATES, Ranker
     from minirec.rank.offline import candidates, predict_matrix, served_matrix, top_candidates
 
+    if not (ctx.run_dir / "ranker").exists():
+        return retrieval
     if part == "valid":
         saved = np.load(ctx.run_dir / "ranker_oof_valid.npz")
         cand, _ = top_candidates(retrieval, ev.seen, K_CANDIDATES)

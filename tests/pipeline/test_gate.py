@@ -22,6 +22,10 @@ def test_decide_rules():
     assert decide(valid, production=0.303, tolerance=0.005).passed  # within tolerance
     tie = decide({"two_tower": {"ndcg@10": 0.28}, "item_knn": {"ndcg@10": 0.28}})
     assert not tie.passed  # must strictly beat the best baseline
+    # stage by stage: production is compared with the value the pipeline passes (its retrieval stage)
+    assert decide(valid, production=0.32, versus_production=0.321).passed
+    lower_stage = decide(valid, production=0.29, versus_production=0.25)
+    assert not lower_stage.passed and "0.2500" in lower_stage.message  # the served 0.30 would have passed
 
 
 @pytest.mark.slow

@@ -91,7 +91,8 @@ def test_every_retrain_is_a_new_version_and_a_running_service_loads_it(world):
 def test_gate_rescores_production_instead_of_trusting_its_stored_metric(world):
     prod = world("20260101-000000-aaaaaa")
     P.run(prod, RELEASE)
-    real = P.read_json(prod.run_dir / "metrics_valid.json")["two_tower"]["ndcg@10"]
+    # production is re-scored stage for stage (gating.py): its retrieval stage, as it measured it itself
+    real = P.read_json(prod.run_dir / "metrics_valid.json")["retrieval_only"]["ndcg@10"]
     cand = world("20260102-000000-bbbbbb")
     # the candidate's validation score: above every baseline, well below production's
     valid = P.read_json(cand.run_dir / "metrics_valid.json")

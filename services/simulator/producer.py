@@ -68,7 +68,10 @@ class KafkaSink:
             try:
                 self._producer = KafkaProducer(
                     bootstrap_servers=self.bootstrap, acks="all", linger_ms=20, retries=3,
-                    max_block_ms=2000, request_timeout_ms=5000, delivery_timeout_ms=15000)
+                    max_block_ms=2000, request_timeout_ms=5000, delivery_timeout_ms=15000,
+                    # kafka-python 3 bootstraps in the constructor, 30 s by default, with this lock held:
+                    # an absent broker stalled every session thread for 30 s per retry
+                    bootstrap_timeout_ms=2000)
             except Exception as exc:  # NoBrokersAvailable and friends
                 msg = (f"Kafka did not answer on {self.bootstrap} ({type(exc).__name__}: {exc}); run `make up` "
                        "or set KAFKA_HOST/KAFKA_PORT (or use --dry-run)")

@@ -53,7 +53,10 @@ class EventLog:
         self._on_dropped = on_dropped or (lambda reason, n: None)
         self._options = {"acks": 1, "linger_ms": 20, "batch_size": 256 * 1024, "retries": 2,
                          "max_block_ms": 1000, "request_timeout_ms": 3000, "delivery_timeout_ms": 6000,
-                         "reconnect_backoff_max_ms": 1000, **(producer_options or {})}
+                         "reconnect_backoff_max_ms": 1000,
+                         # kafka-python 3 bootstraps inside the constructor, 30 s by default: with Kafka down
+                         # the sender would sit there and close() wait for it; the retry loop retries each second
+                         "bootstrap_timeout_ms": 2000, **(producer_options or {})}
         self.sent = 0
         self.dropped: Counter[str] = Counter()
         self._in_flight = 0  # handed to the producer, not yet acknowledged or failed

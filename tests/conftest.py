@@ -119,6 +119,15 @@ def movielens() -> Path:
 
 
 @pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, redis_server, movielens):
+    """The whole training DAG run once on MovieLens-100K (tests/pipeline_run.py), shared by the DAG test
+    and the model-quality test; read-only for its users (copy what you change)."""
+    from tests.pipeline_run import dag_pipeline_run
+
+    return dag_pipeline_run(tmp_path_factory.mktemp("pipeline_run"), redis_server.host, redis_server.port, movielens)
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     from minirec.settings import REPO_ROOT
 

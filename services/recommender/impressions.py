@@ -82,7 +82,7 @@ class ImpressionLog:
 
         return KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=100, batch_size=256 * 1024, retries=2,
                              max_block_ms=1000, request_timeout_ms=3000, delivery_timeout_ms=6000,
-                             reconnect_backoff_max_ms=1000)
+                             reconnect_backoff_max_ms=1000, bootstrap_timeout_ms=2000)  # constructor bootstrap: 30 s by default
 
     def _ok(self, _meta) -> None:
         with self._lock:

@@ -1,39 +1,32 @@
-"""Model quality on the real MovieLens-100K split, through the whole native pipeline
-(`make train` path: every step, real Redis, BentoML registry), then the serving path.
+"""Model quality on the real MovieLens-100K split, from the session's shared run of the whole
+training DAG (`airflow dags test`, default settings: every step, real Redis, BentoML registry;
+tests/pipeline_run.py), then the serving path.
 
-Slow (a few minutes on 2 cores); runs in CI. The data comes from the shared
-`movielens` fixture (fetched if missing).
+Slow (the shared run takes a couple of minutes on 2 cores); runs in CI. The data comes from the
+shared `movielens` fixture (fetched if missing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import uuid
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from minirec import pipeline as P
-from minirec.features.store import USER_SERVICE, copy_repo, online_features
+from minirec.features.store import USER_SERVICE, online_features
 from minirec.model.two_tower import user_vector
 from minirec.train.ann import search
 from minirec.train.registry import get_stage, load_bundle, promote, register
-
-
-@pytest.fixture(scope="module")
-def lake(movielens):
-    return movielens
+from tests.pipeline_run import RUN_ID
 
 
 @pytest.mark.slow
-def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_server):
-    ctx = P.RunContext.from_settings(
-        run_id="quality", data_dir=lake, artifacts_dir=tmp_path / "artifacts",
-        feature_repo=copy_repo(tmp_path / "feature_repo"), model_store=tmp_path / "bentoml",
-        feast_project=f"q{uuid.uuid4().hex[:8]}", redis_host=redis_server.host, redis_port=redis_server.port,
-        train={"progress": False})
-    P.run(ctx)
+def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path):
+    assert pipeline_run.returncode == 0, pipeline_run.output
+    ctx = pipeline_run.ctx
     metrics = json.loads((ctx.latest_dir / "metrics.json").read_text())
     comparison = json.loads((ctx.latest_dir / "comparison.json").read_text())
     baselines = {"most_popular", "recent_popular", "item_knn", "als_mf"}
@@ -76,7 +69,7 @@ def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_
 
     # serving path: production bundle + online features from Redis -> top-10 via the ANN index
     bundle = load_bundle(ctx.model_store, ctx.model_name)
-    assert bundle.tag == f"{ctx.model_name}:quality" and bundle.metadata["feature_service"] == USER_SERVICE
+    assert bundle.tag == f"{ctx.model_name}:{RUN_ID}" and bundle.metadata["feature_service"] == USER_SERVICE
     assert bundle.ranker is not None and len(bundle.ranker_items) == len(bundle.item_ids)  # one bundle
     feats = online_features(ctx.store(ctx.feature_repo), USER_SERVICE, "user_id", [1]).iloc[0].to_dict()
     assert feats["last_items"] is not None and len(feats["last_items"]) == 20
@@ -86,9 +79,11 @@ def test_two_tower_beats_every_baseline_on_the_test_split(lake, tmp_path, redis_
     assert set(rows[0]) == set(exact)
 
     # stages: a second bundle registered as candidate, then promoted; the first is archived
+    # (in a copy of the shared run's model store, which other tests read)
+    ctx = dataclasses.replace(ctx, model_store=shutil.copytree(ctx.model_store, tmp_path / "bentoml"))
     tag2 = register(ctx.run_dir / "bundle", store_path=ctx.model_store, name=ctx.model_name, version="second",
                     metadata={"valid_ndcg@10": 0.0})
     assert get_stage(ctx.model_store, ctx.model_name, "candidate").version == "second"
     promote(ctx.model_store, tag2)
     assert get_stage(ctx.model_store, ctx.model_name, "production").version == "second"
-    assert get_stage(ctx.model_store, ctx.model_name, "archived").version == "quality"
+    assert get_stage(ctx.model_store, ctx.model_name, "archived").version == RUN_ID

@@ -27,6 +27,7 @@ from typing import Any
 
 _EXPORTS = {
     "RunContext": "context", "PipelineError": "context", "MODEL_KEY": "context", "new_run_id": "context",
+    "HOLDOUT": "context",
     "write_json": "context", "read_json": "context", "tower_scores": "context",
     "STEPS": "steps", "STEP_TABLE": "steps", "run": "steps", "run_step": "steps",
     "validate_data": "data", "build_training_set": "data", "train": "training",

@@ -165,6 +165,16 @@ def eval_sets(split, cat):
     return valid, test
 
 
+HOLDOUT = "model_holdout"  # run_dir/<HOLDOUT>: the towers trained on the train period only
+
+
+def holdout_dir(ctx: RunContext) -> Path:
+    """The towers trained on the train period only (training.py saves them beside the served, refit
+    ones): every validation number comes from them. A run without a refit has only `model`."""
+    d = ctx.run_dir / HOLDOUT
+    return d if (d / "model.pt").exists() else ctx.run_dir / "model"
+
+
 def tower_scores(model, users: pd.DataFrame, items: pd.DataFrame, user_ids: np.ndarray,
                  item_ids: np.ndarray, pop_weight: float | None = None) -> np.ndarray:
     """(U_e, M) retrieval scores for `user_ids` from feature frames (rows in catalogue order).

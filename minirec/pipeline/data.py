@@ -82,6 +82,7 @@ def build_training_set(ctx: RunContext) -> dict[str, Any]:
     try:
         frames = {
             "train_labels": label_frame(store, split.train, engine=eng),
+            "valid_labels": label_frame(store, split.valid, engine=eng),  # the served towers' refit (training.py)
             "users_valid": users_at(store, cat.user_ids, split.cut_valid, engine=eng),
             "users_test": users_at(store, cat.user_ids, split.cut_test, engine=eng),
             "items_valid": items_at(store, cat.item_ids, split.cut_valid, engine=eng),

@@ -14,6 +14,7 @@ from minirec.pipeline.context import (
     catalogue,
     eval_sets,
     frames,
+    holdout_dir,
     load_run_tables,
     split_of,
     tower_scores,
@@ -75,7 +76,9 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
     valid_ev, test_ev = eval_sets(split, cat)
     users_valid, items_valid, users_test, items_test = frames(
         ctx, "users_valid", "items_valid", "users_test", "items_test")
-    model, _ = load_dir(ctx.run_dir / "model")
+    # validation numbers from the towers that never trained on the validation period, test numbers
+    # from the served ones (refit on train + validation, training.py): each part out of sample
+    models = {"valid": load_dir(holdout_dir(ctx))[0], "test": load_dir(ctx.run_dir / "model")[0]}
     params, valid_scorers = _tune_baselines(split, cat, valid_ev)
     results: dict[str, dict[str, dict[str, Any]]] = {"valid": {}, "test": {}}
     per_user: dict[str, dict[str, np.ndarray]] = {"valid": {}, "test": {}}  # part -> model -> (U_e,) NDCG@10
@@ -84,6 +87,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
         "test": (test_ev, pd.concat([split.train, split.valid]), split.cut_test, users_test, items_test),
     }
     for part, (ev, hist, cut, users, items) in setups.items():
+        model = models[part]
         scorers = valid_scorers if part == "valid" else _baselines(hist, cat, cut, params)
         retrieval = tower_scores(model, users, items, ev.user_ids, cat.item_ids)  # (U_e, M)
         learned = tower_scores(model, users, items, ev.user_ids, cat.item_ids, pop_weight=0.0)

@@ -35,11 +35,14 @@ from minirec.pipeline.context import (
 
 
 def rescore(ctx: RunContext, model_dir) -> float:
-    """Validation NDCG@10 of the model in `model_dir` on this run's validation set."""
+    """Validation NDCG@10 of the model in `model_dir` on this run's validation set: its holdout towers
+    (`holdout/`, trained before its validation period) when it has them, as the candidate's
+    `retrieval_only` entry is; the served towers were refit on that period (training.py)."""
     from minirec.train.evaluate import evaluate_scores
     from minirec.train.registry import load_dir
 
-    model, _ = load_dir(model_dir)
+    holdout = model_dir / "holdout"  # a refit bundle trained on its validation period: re-score what did not
+    model, _ = load_dir(holdout if (holdout / "model.pt").exists() else model_dir)
     tables = load_run_tables(ctx)
     split, cat = split_of(ctx, tables), catalogue(tables)
     valid_ev, _ = eval_sets(split, cat)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from minirec.pipeline.context import (
+    HOLDOUT,
     RunContext,
     catalogue,
     frames,
@@ -51,6 +52,8 @@ def build_index(ctx: RunContext) -> dict[str, Any]:
     np.save(bundle / "item_embeddings.npy", np.ascontiguousarray(iv[:, :-1]))
     np.save(bundle / "item_ids.npy", cat.item_ids.astype(np.int64))
     faiss.write_index(ann, str(bundle / "index.faiss"))
+    if (ctx.run_dir / HOLDOUT / "model.pt").exists():  # the towers the validation numbers came from (gate)
+        shutil.copytree(ctx.run_dir / HOLDOUT, bundle / "holdout")
     if (ctx.run_dir / "ranker").exists():  # the ranking stage (train_ranker), in the same bundle
         shutil.copytree(ctx.run_dir / "ranker", bundle / "ranker")
         items_at.to_parquet(bundle / "ranker" / "items.parquet", index=False)  # its item features at the cut

@@ -4,7 +4,7 @@
     python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN]   # runs <prefix>-s<seed>
         -> artifacts/seeds/<prefix>.json and a markdown table on stdout
 
-Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / recent_popular,
+Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / learned_only / recent_popular,
 all, warm and cold; the paired-bootstrap 95 % interval of two_tower − the best baseline; Recall@100 of
 two_tower and retrieval_only (equal by construction: the ranker reorders the top 100 only);
 coverage@10 and novelty@10; the seconds of each step.
@@ -45,12 +45,17 @@ def run_seed(seed: int, prefix: str, from_run: str | None = None) -> dict[str, A
         run_step(step, ctx)
         seconds[step] = round(time.perf_counter() - t0, 1)
     m, c = read_json(ctx.run_dir / "metrics.json"), read_json(ctx.run_dir / "comparison.json")
+    return summary(seed, ctx.run_id, m, c, seconds)
 
+
+def summary(seed: int, run_id: str, m: dict[str, Any], c: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+    """One seed's row from its metrics.json and comparison.json."""
     def trio(name: str) -> list[float]:
         return [round(m[name]["ndcg@10"], 4), round(m[name]["warm"]["ndcg@10"], 4), round(m[name]["cold"]["ndcg@10"], 4)]
 
     ci = c["bootstrap_vs_best_test"]
-    return {"seed": seed, "run_id": ctx.run_id, "two_tower": trio("two_tower"), "retrieval_only": trio("retrieval_only"),
+    return {"seed": seed, "run_id": run_id, "two_tower": trio("two_tower"), "retrieval_only": trio("retrieval_only"),
+            "learned_only": trio("learned_only"),
             "recent_popular": trio("recent_popular"), "best_baseline": c["best_baseline_test"],
             "vs_best": [round(ci["mean"], 4), round(ci["low"], 4), round(ci["high"], 4)],
             "recall@100": [round(m["two_tower"]["recall@100"], 4), round(m["retrieval_only"]["recall@100"], 4)],
@@ -59,12 +64,12 @@ def run_seed(seed: int, prefix: str, from_run: str | None = None) -> dict[str, A
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| seed | two_tower all / warm / cold | retrieval_only all / warm / cold | two_tower − best baseline, 95 % CI"
-            " | Recall@100 served / retrieval | Cov@10 | Nov@10 | train + train_ranker + evaluate s |\n"
-            "|---|---|---|---|---|---|---|---|\n")
+    head = ("| seed | two_tower all / warm / cold | retrieval_only all / warm / cold | learned_only all / warm / cold"
+            " | two_tower − best baseline, 95 % CI | Recall@100 served / retrieval | Cov@10 | Nov@10"
+            " | train + train_ranker + evaluate s |\n|---|---|---|---|---|---|---|---|---|\n")
     fmt = lambda v: " / ".join(f"{x:.4f}" for x in v)  # noqa: E731
     return head + "".join(
-        f"| {r['seed']} | {fmt(r['two_tower'])} | {fmt(r['retrieval_only'])} | {r['vs_best'][0]:+.4f} "
+        f"| {r['seed']} | {fmt(r['two_tower'])} | {fmt(r['retrieval_only'])} | {fmt(r['learned_only'])} | {r['vs_best'][0]:+.4f} "
         f"[{r['vs_best'][1]:+.4f}, {r['vs_best'][2]:+.4f}] ({r['best_baseline']}) | {fmt(r['recall@100'])} | "
         f"{r['coverage@10']:.3f} | {r['novelty@10']:.2f} | "
         f"{r['seconds']['train']:.0f} + {r['seconds']['train_ranker']:.0f} + {r['seconds']['evaluate']:.0f} |\n"

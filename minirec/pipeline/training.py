@@ -6,11 +6,13 @@ w chosen per epoch the popularity term dominates and the curve stays flat while 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from minirec.pipeline.context import (
+    HOLDOUT,
     RunContext,
     catalogue,
     eval_sets,
@@ -21,6 +23,56 @@ from minirec.pipeline.context import (
 )
 
 POP_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # grid for w, chosen on validation
+
+
+@dataclass
+class Refit:
+    model: Any  # TwoTower trained on train + validation labels
+    result: Any  # TrainResult
+    labels: int
+
+
+def _save(model, out_dir) -> None:
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / "model.pt")
+    write_json(out_dir / "config.json", model.cfg.to_dict())
+
+
+def _refit(ctx: RunContext, train_labels, tables, cat, epochs: int, w: float) -> Refit:
+    """The served towers: a fresh model (same seed and settings) trained on the train AND validation
+    periods' labels for the early-stopped number of epochs, with the w chosen on validation.
+
+    Why: the validation period is the newest tenth of the window before the test period; a model
+    that never trains on it serves a month-old view of tastes and popularity (measured in
+    minirec/pipeline/README.md, section 6). Nothing about it is chosen on data it trained on: epochs
+    and w come from the holdout model (`model_holdout`, train period only), which also produces
+    every validation number (evaluate, the ranker's candidates, the gate's re-scoring). Single
+    process even under DDP (the other ranks have returned by then)."""
+    import pandas as pd
+    import torch
+
+    from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
+    from minirec.train.trainer import recency_weights, train_two_tower
+
+    (valid_labels,) = frames(ctx, "valid_labels")
+    labels = pd.concat([train_labels, valid_labels], ignore_index=True)
+    (items_test,) = frames(ctx, "items_test")  # item attributes as of the test cut (before its first label)
+    cfg = TwoTowerConfig(user_ids=sorted(int(u) for u in labels["user_id"].unique()),
+                         item_ids=[int(i) for i in cat.item_ids],
+                         occupations=sorted(str(o) for o in tables["users"]["occupation"].unique()),
+                         user_encoder=ctx.train.user_encoder, pop_weight=w)
+    torch.manual_seed(ctx.train.seed)
+    model = TwoTower(cfg)
+    targets = torch.as_tensor(cat.item_index(labels["item_id"].values), dtype=torch.long)
+    freq = np.bincount(targets.numpy(), minlength=cat.n_items).astype(np.float64)
+    result = train_two_tower(model, encode_users(labels, cfg, labels["user_id"].values), targets,
+                             encode_items(items_test, cfg, cat.item_ids), freq, None,
+                             replace(ctx.train, epochs=epochs),
+                             weights=recency_weights(labels["label_timestamp"].values,
+                                                     ctx.train.recency_half_life_days))
+    return Refit(model=model, result=result, labels=int(len(labels)))
 
 
 def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
@@ -75,14 +127,15 @@ def train(ctx: RunContext, fit=None) -> dict[str, Any]:
     result = (fit or train_two_tower)(model, users_x, targets, items_x, freq, validate, ctx.train, weights=weights)
     w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
     model.cfg.pop_weight = w
-    out_dir = ctx.run_dir / "model"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_dir / "model.pt")
-    write_json(out_dir / "config.json", cfg.to_dict())
+    _save(model, ctx.run_dir / HOLDOUT)
     plot_history(result.history, ctx.run_dir / "training_curve.png",
                  title=f"two-tower ({cfg.user_encoder} user encoder), validation w = 0")
+    refit = _refit(ctx, labels, tables, cat, result.best_epoch, w) if ctx.train.refit else None
+    _save(refit.model if refit else model, ctx.run_dir / "model")
     out = {"seconds": round(result.seconds, 1), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "valid_ndcg@10": ndcg, "pop_weight": w, "history": result.history, "train_config": result.config,
-           "labels": int(len(labels))}
+           "labels": int(len(labels)),
+           "refit": {"epochs": result.best_epoch, "labels": refit.labels, "seconds": round(refit.result.seconds, 1)}
+           if refit else None}
     write_json(ctx.run_dir / "train.json", out)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 
 from minirec.rank.features import FEATURES
 
+SEGMENTS = ("warm", "cold")
 K_CANDIDATES = 100  # retrieval hands the ranker this many unseen candidates per user
 PARAMS: dict[str, Any] = {
     "objective": "lambdarank", "metric": "ndcg", "ndcg_eval_at": [10], "lambdarank_truncation_level": 20,
@@ -44,6 +45,9 @@ class Ranker:
     rounds: int
     params: dict[str, Any] = field(default_factory=dict)
     features: list[str] = field(default_factory=lambda: list(FEATURES))
+    # the users whose lists it reorders: "warm" (a non-empty recent-items list) and/or "cold"; chosen
+    # out of fold on validation (pipeline/ranking.py); the others keep retrieval order
+    segments: tuple[str, ...] = SEGMENTS
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, groups: np.ndarray, rounds: int, seed: int = 0,
@@ -60,11 +64,19 @@ class Ranker:
             raise ValueError(f"ranker expects {len(self.features)} features, got {x.shape[1]}")
         return self.booster.predict(x, num_threads=1)
 
+    def predict_lists(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """(U*K, F) user-major rows -> (U, K) scores; a user outside `segments` gets -j for candidate j,
+        which rerank_order turns back into retrieval order."""
+        p = self.predict(x).reshape(shape)
+        keep = in_segments(x[::shape[1], FEATURES.index("n_last_items")], self.segments)  # (U,)
+        return np.where(keep[:, None], p, -np.arange(shape[1], dtype=np.float64)[None, :])
+
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(path / "model.txt"))
         (path / "ranker.json").write_text(json.dumps({"features": self.features, "rounds": self.rounds,
-                                                      "params": self.params, "k_candidates": K_CANDIDATES},
+                                                      "params": self.params, "k_candidates": K_CANDIDATES,
+                                                      "segments": list(self.segments)},
                                                      indent=2))
 
     @classmethod
@@ -75,7 +87,14 @@ class Ranker:
         if meta["features"] != list(FEATURES):
             raise ValueError(f"ranker in {path} was trained on other features ({meta['features']}); retrain")
         return cls(booster=lgb.Booster(model_file=str(path / "model.txt")), rounds=int(meta["rounds"]),
-                   params=meta["params"], features=meta["features"])
+                   params=meta["params"], features=meta["features"],
+                   segments=tuple(meta.get("segments", SEGMENTS)))
+
+
+def in_segments(n_last_items: np.ndarray, segments: tuple[str, ...]) -> np.ndarray:
+    """(U,) recent-items list lengths (NaN = unknown, read as cold) -> (U,) bool: the user is in `segments`."""
+    warm = np.nan_to_num(np.asarray(n_last_items, dtype=np.float64)) > 0
+    return np.where(warm, "warm" in segments, "cold" in segments)
 
 
 def rerank_order(ranker_scores: np.ndarray, cand: np.ndarray) -> np.ndarray:

@@ -72,4 +72,4 @@ def served_matrix(scores: np.ndarray, cand: np.ndarray, ranker_scores: np.ndarra
 
 def predict_matrix(ranker: Ranker, c: Candidates) -> np.ndarray:
     """(U, K) ranker scores of the candidates."""
-    return ranker.predict(c.x).reshape(c.cand.shape)
+    return ranker.predict_lists(c.x, c.cand.shape)

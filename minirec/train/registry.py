@@ -65,12 +65,14 @@ STAGES = ("candidate", "production", "archived")
 BUNDLE_FILES = ("config.json", "model.pt", "item_vectors.npy", "item_embeddings.npy", "item_ids.npy",
                 "index.faiss", "features.json")
 RANKER_FILES = ("ranker/model.txt", "ranker/ranker.json", "ranker/items.parquet")  # optional: the ranking stage
+HOLDOUT_FILES = ("holdout/model.pt", "holdout/config.json")  # optional: the towers before the validation period
 STAGES_FILE = "stages.jsonl"
 
 
 def bundle_files(files_dir: Path) -> tuple[str, ...]:
-    """The files of the bundle in `files_dir`: BUNDLE_FILES, plus RANKER_FILES when it has a ranker."""
-    return BUNDLE_FILES + (RANKER_FILES if (files_dir / RANKER_FILES[0]).exists() else ())
+    """The files of the bundle in `files_dir`: BUNDLE_FILES, plus RANKER_FILES / HOLDOUT_FILES when it has them."""
+    return (BUNDLE_FILES + (RANKER_FILES if (files_dir / RANKER_FILES[0]).exists() else ())
+            + (HOLDOUT_FILES if (files_dir / HOLDOUT_FILES[0]).exists() else ()))
 
 
 class RegistryError(RuntimeError):

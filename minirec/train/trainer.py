@@ -39,6 +39,9 @@ class TrainConfig:
     # validation: mean 0.3625 vs attention 0.3397 learned-only NDCG@10 (minirec/pipeline/README.md)
     user_encoder: str = "mean"
     recency_half_life_days: float | None = 30.0  # label weight 0.5 ** (age / half-life), age from the newest label
+    # after early stopping, train the served towers again on train + validation labels for the best
+    # epoch count (minirec.pipeline.training._refit); False serves the train-period model itself
+    refit: bool = True
     progress: bool = True
 
 
@@ -136,10 +139,11 @@ def train_step(model: TwoTower, opt: torch.optim.Optimizer, users: Mapping[str, 
 
 def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets: torch.Tensor,
                     items: Mapping[str, torch.Tensor], item_freq: np.ndarray,
-                    validate: Callable[[TwoTower], float], cfg: TrainConfig,
+                    validate: Callable[[TwoTower], float] | None, cfg: TrainConfig,
                     weights: torch.Tensor | None = None) -> TrainResult:
     """users: encoded (N, ...) features per training label; targets (N,) catalogue item positions
-    0..M-1 into `items` (encoded (M, ...)); item_freq (M,) training counts; validate -> NDCG@10;
+    0..M-1 into `items` (encoded (M, ...)); item_freq (M,) training counts; validate -> NDCG@10, or
+    None for a refit: exactly cfg.epochs epochs, the last one kept (its curve reads NaN);
     weights (N,) per-label loss weights (recency_weights) or None."""
     set_determinism(cfg.seed, cfg.threads)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -160,10 +164,12 @@ def train_two_tower(model: TwoTower, users: Mapping[str, torch.Tensor], targets:
             total += train_step(model, opt, users, targets, items, idx, log_q, weights) * len(idx)
             bar.update(1)
         model.eval()
-        score = float(validate(model))
+        score = float(validate(model)) if validate is not None else float("nan")
         result.history.append({"epoch": epoch, "loss": total / n, "valid_ndcg@10": score})
         bar.set_postfix(loss=f"{total / n:.3f}", valid_ndcg=f"{score:.4f}")
-        if keep.update(score, epoch):
+        if validate is None:
+            keep.epoch = epoch  # a refit keeps its last epoch
+        elif keep.update(score, epoch):
             break
     bar.close()
     keep.restore()

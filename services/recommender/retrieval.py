@@ -64,7 +64,7 @@ class ModelVersion:
             cand[b, :len(c)] = [self.row_of[i] for i, _ in c]
             sc[b, :len(c)] = [s for _, s in c]
         x = pair_features(rows, self.rank_items, cand, sc, float(self.model.cfg.pop_weight))  # (B*k, F)
-        p = self.ranker.predict(x).reshape(cand.shape)
+        p = self.ranker.predict_lists(x, cand.shape)  # (B, k); users outside its segments: retrieval order
         order = rerank_order(p, cand)
         return [[(int(self.item_ids[cand[b, j]]), float(p[b, j]), float(sc[b, j])) for j in order[b] if cand[b, j] >= 0]
                 for b in range(len(cands))]

@@ -38,6 +38,19 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
         assert tt["recall@10"] > metrics[name]["recall@10"], (name, tt["recall@10"], metrics[name]["recall@10"])
     ci = comparison["bootstrap_vs_best_test"]
     assert ci["low"] > 0, ci  # paired bootstrap 95 % interval of the NDCG@10 gain is above zero
+    # issue 16's target for the model as served (seeds 0 / 1 / 2 measured 0.4055 / 0.4013 / 0.4004,
+    # minirec/pipeline/README.md section 6; this test runs seed 0)
+    assert tt["ndcg@10"] >= 0.40, tt["ndcg@10"]
+    # the towers alone beat recent popularity on warm users (seeds 0-2: 0.2423 / 0.2227 / 0.2526 vs
+    # 0.2212); on all users they do not on every seed (0.3583 for seed 1 vs 0.3634), so not asserted
+    lo, rp = metrics["learned_only"], metrics["recent_popular"]
+    assert lo["warm"]["ndcg@10"] > rp["warm"]["ndcg@10"], (lo["warm"], rp["warm"])
+    # the served towers were refit on train + validation labels for the holdout's best epoch count;
+    # the holdout (train period only) gave the validation numbers and ships in the bundle for the gate
+    tr, ts = (json.loads((ctx.run_dir / f).read_text()) for f in ("train.json", "training_set.json"))
+    sizes = ts["split_sizes"]
+    assert tr["refit"]["labels"] == sizes["train"] + sizes["valid"] and tr["labels"] == sizes["train"]
+    assert tr["refit"]["epochs"] == tr["best_epoch"]
     assert comparison["test_users"] == 166  # global 80/10/10 cut of ML-100K
     # the towers alone (w = 0) learn with training: the validation curve rises above its first epoch
     # by more than the epoch-to-epoch noise of the old served-score curve (0.007, pipeline README)
@@ -49,11 +62,15 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
     # the ranking stage reorders the retrieval stage's top 100: Recall@100 is the retrieval stage's
     assert tt["recall@100"] == metrics["retrieval_only"]["recall@100"]
     assert tt["ndcg@10"] != metrics["retrieval_only"]["ndcg@10"]  # ... and it did reorder
+    rk = json.loads((ctx.run_dir / "ranker.json").read_text())
+    assert rk["segments"], rk["oof_minus_retrieval_valid_ndcg@10_by_segment"]
+    for seg in ("warm", "cold"):  # a segment the ranker does not reorder is served in retrieval order
+        if seg not in rk["segments"]:
+            assert tt[seg]["ndcg@10"] == metrics["retrieval_only"][seg]["ndcg@10"], seg
     # ranker training rows are point in time: every feature dated before the first label, and no
     # count they carry exceeds what the log held before the label time (a later frame, the test
     # cut's or the window end's, would). Feature rows are written at a burst's end, so a user whose
     # burst straddles the cut reads the row before it: a few counts lag (5 of 197 here), none leads.
-    rk = json.loads((ctx.run_dir / "ranker.json").read_text())
     assert pd.Timestamp(rk["features_as_of"]) < pd.Timestamp(rk["label_start"])
     oof = np.load(ctx.run_dir / "ranker_oof_valid.npz")
     users = pd.read_parquet(ctx.run_dir / "frames" / "users_valid.parquet").set_index("user_id")
@@ -71,6 +88,10 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
     bundle = load_bundle(ctx.model_store, ctx.model_name)
     assert bundle.tag == f"{ctx.model_name}:{RUN_ID}" and bundle.metadata["feature_service"] == USER_SERVICE
     assert bundle.ranker is not None and len(bundle.ranker_items) == len(bundle.item_ids)  # one bundle
+    assert bundle.ranker.segments == tuple(rk["segments"])
+    # the registered bundle carries the holdout towers the gate re-scores, beside the served ones
+    prod = get_stage(ctx.model_store, ctx.model_name, "production").path
+    assert (prod / "holdout" / "model.pt").read_bytes() != (prod / "model.pt").read_bytes()
     feats = online_features(ctx.store(ctx.feature_repo), USER_SERVICE, "user_id", [1]).iloc[0].to_dict()
     assert feats["last_items"] is not None and len(feats["last_items"]) == 20
     q = user_vector(bundle.model, feats, 1)

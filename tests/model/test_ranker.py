@@ -8,9 +8,9 @@ import pytest
 
 from minirec.features.tables import GENRES
 from minirec.pipeline.context import PipelineError
-from minirec.pipeline.ranking import check_point_in_time
+from minirec.pipeline.ranking import check_point_in_time, choose_segments
 from minirec.rank.features import FEATURES, ItemTable, pair_features
-from minirec.rank.model import Ranker, rerank_order
+from minirec.rank.model import Ranker, in_segments, rerank_order
 from minirec.rank.offline import served_matrix, top_candidates
 from minirec.train.metrics import top_k
 
@@ -105,3 +105,44 @@ def test_lambdarank_learns_a_planted_signal_and_round_trips(tmp_path):
     np.testing.assert_allclose(Ranker.load(tmp_path / "r").predict(x), r.predict(x))
     with pytest.raises(ValueError, match="features"):
         r.predict(x[:, :-1])
+
+
+def test_the_ranker_reorders_only_its_segments_and_keeps_them_through_save(tmp_path):
+    """segments = ("cold",): a warm user's list (recent items known) keeps retrieval order, a cold
+    user's (no recent items, or unknown) is in ranker order; the choice survives save/load."""
+    rng = np.random.default_rng(2)
+    q, k = 40, 10
+    x = rng.normal(size=(q * k, len(FEATURES))).astype(np.float32)
+    y = (x[:, FEATURES.index("genre_affinity")] > 0.5).astype(np.float32)
+    n_last = FEATURES.index("n_last_items")
+    x[:, n_last] = np.repeat(np.where(np.arange(q) % 2 == 0, 5.0, 0.0), k)  # even users warm, odd cold
+    x[k * 3:k * 4, n_last] = np.nan  # user 3: unknown -> cold
+    r = Ranker.fit(x, y, np.full(q, k), rounds=20, params={"min_data_in_leaf": 5})
+    assert r.segments == ("warm", "cold")
+    np.testing.assert_allclose(r.predict_lists(x, (q, k)), r.predict(x).reshape(q, k))  # default: everyone
+    r.segments = ("cold",)
+    r.save(tmp_path / "r")
+    loaded = Ranker.load(tmp_path / "r")
+    assert loaded.segments == ("cold",)
+    p = loaded.predict_lists(x, (q, k))
+    cand = np.arange(q * k).reshape(q, k)
+    order = rerank_order(p, cand)
+    assert (order[0::2] == np.arange(k)).all()  # warm users: retrieval order
+    np.testing.assert_allclose(p[1::2], r.predict(x).reshape(q, k)[1::2])  # cold users: ranker scores
+    assert not (order[1::2] == np.arange(k)).all()
+    assert in_segments(np.array([0.0, np.nan, 3.0]), ("warm",)).tolist() == [False, False, True]
+
+
+def test_segments_are_those_where_the_rankers_out_of_fold_gain_exceeds_the_margin():
+    rng = np.random.default_rng(3)
+    warm = np.arange(200) < 100
+    retrieval = rng.uniform(0, 1, 200)
+    noise = rng.normal(0.0, 0.3, 200)
+    noise -= noise[warm].mean() - 0.002  # warm: noise around a +0.002 gain, inside the margin
+    gain = np.where(warm, noise, 0.1 + rng.normal(0, 0.05, 200))
+    segments, by = choose_segments(retrieval + gain, retrieval, warm, margin=0.005)
+    assert segments == ("cold",) and by["warm"]["low"] < 0 < by["cold"]["low"]  # the intervals are reported
+    assert by["warm"]["users"] == 100 and by["cold"]["mean"] > 0.09
+    assert choose_segments(retrieval, retrieval, warm, margin=0.0)[0] == ()  # no gain: it reorders nothing
+    assert choose_segments(retrieval + 0.004, retrieval, warm, margin=0.005)[0] == ()  # inside the margin
+    assert choose_segments(retrieval + 0.006, retrieval, warm, margin=0.005)[0] == ("warm", "cold")

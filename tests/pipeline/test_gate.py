@@ -34,12 +34,15 @@ def test_gate_rejects_random_embeddings(make_ctx):
     P.validate_data(ctx)
     P.build_training_set(ctx)
     P.train(ctx)
-    # cripple: replace the trained weights by a fresh random model and no popularity term
-    cfg = TwoTowerConfig.from_dict(json.loads((ctx.run_dir / "model" / "config.json").read_text()))
-    cfg.pop_weight = 0.0
-    torch.manual_seed(123)
-    torch.save(TwoTower(cfg).state_dict(), ctx.run_dir / "model" / "model.pt")
-    (ctx.run_dir / "model" / "config.json").write_text(json.dumps(cfg.to_dict()))
+    # cripple: replace the trained weights by a fresh random model and no popularity term, in the
+    # served (refit) towers and the holdout towers the validation numbers come from
+    assert (ctx.run_dir / P.HOLDOUT / "model.pt").exists()
+    for d in (ctx.run_dir / "model", ctx.run_dir / P.HOLDOUT):
+        cfg = TwoTowerConfig.from_dict(json.loads((d / "config.json").read_text()))
+        cfg.pop_weight = 0.0
+        torch.manual_seed(123)
+        torch.save(TwoTower(cfg).state_dict(), d / "model.pt")
+        (d / "config.json").write_text(json.dumps(cfg.to_dict()))
     P.evaluate(ctx)
     valid = json.loads((ctx.run_dir / "metrics_valid.json").read_text())
     with pytest.raises(GateError) as err:

@@ -68,8 +68,11 @@ class Ranker:
         """(U*K, F) user-major rows -> (U, K) scores; a user outside `segments` gets -j for candidate j,
         which rerank_order turns back into retrieval order."""
         p = self.predict(x).reshape(shape)
-        keep = in_segments(x[::shape[1], FEATURES.index("n_last_items")], self.segments)  # (U,)
-        return np.where(keep[:, None], p, -np.arange(shape[1], dtype=np.float64)[None, :])
+        return np.where(self.reorders(x, shape)[:, None], p, -np.arange(shape[1], dtype=np.float64)[None, :])
+
+    def reorders(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """(U*K, F) user-major rows -> (U,) bool: the user is in `segments`, so their list is reordered."""
+        return in_segments(x[::shape[1], FEATURES.index("n_last_items")], self.segments)
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)

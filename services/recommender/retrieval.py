@@ -53,7 +53,8 @@ class ModelVersion:
 
     def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]]) -> list[list[tuple]]:
         """One ranker call for a batch: (B,) feature dicts, (B,) candidate lists (item id, retrieval score)
-        in retrieval order -> the same candidates in ranker order as (item id, ranker score, retrieval score)."""
+        in retrieval order -> the same candidates in ranker order as (item id, ranker score, retrieval score);
+        a user outside the ranker's segments keeps retrieval order and gets (item id, retrieval score, retrieval score)."""
         from minirec.rank.features import pair_features
         from minirec.rank.model import rerank_order
 
@@ -66,8 +67,10 @@ class ModelVersion:
         x = pair_features(rows, self.rank_items, cand, sc, float(self.model.cfg.pop_weight))  # (B*k, F)
         p = self.ranker.predict_lists(x, cand.shape)  # (B, k); users outside its segments: retrieval order
         order = rerank_order(p, cand)
-        return [[(int(self.item_ids[cand[b, j]]), float(p[b, j]), float(sc[b, j])) for j in order[b] if cand[b, j] >= 0]
-                for b in range(len(cands))]
+        # a user the ranker does not reorder (outside its segments) is served, and scored, by retrieval
+        shown = np.where(self.ranker.reorders(x, cand.shape)[:, None], p, sc)  # (B, k)
+        return [[(int(self.item_ids[cand[b, j]]), float(shown[b, j]), float(sc[b, j])) for j in order[b]
+                 if cand[b, j] >= 0] for b in range(len(cands))]
 
     def user_vectors(self, rows: list[dict[str, Any]], user_ids: list[int]) -> np.ndarray:
         """(B,) feature dicts -> (B, d+1) float32 query vectors [u / T, w] (as two_tower.user_vectors)."""

@@ -54,7 +54,8 @@ class SimilarItemsRequest(BaseModel):
 class Item(BaseModel):
     item_id: int
     title: str
-    score: float = Field(..., description="the ranker's score when the bundle has a ranking stage, else retrieval's")
+    score: float = Field(..., description="the ranker's score when the bundle's ranking stage reordered this user's list "
+                         "(it reorders the user segments, warm and/or cold, where it helped on validation), else retrieval's")
     retrieval_score: float | None = Field(
         None, description="the retrieval stage's score (two-tower + popularity) when a ranker ordered the list")
 

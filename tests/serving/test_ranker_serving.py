@@ -55,14 +55,16 @@ def test_served_ranking_equals_the_offline_pipelines_ranking(engine, world):
     p = predict_matrix(mv.ranker, c)
     offline = mv.item_ids[top_k(served_matrix(scores, c.cand, p), 10, exclude=seen)]  # (U, 10) item ids
     assert [[it.item_id for it in r.items] for r in served] == offline.tolist()
-    got = np.array([[it.score for it in r.items] for r in served])
-    want = np.sort(p, axis=1)[:, ::-1][:, :10]
-    np.testing.assert_allclose(got, want, atol=1e-5)  # the item's score is the ranker's ...
     cand_score = {(b, int(mv.item_ids[r])): s for b in range(len(uids)) for r, s in zip(c.cand[b], c.scores[b],
                                                                                       strict=True)}
-    for b, r in enumerate(served):  # ... and the retrieval stage's score travels beside it
-        np.testing.assert_allclose([it.retrieval_score for it in r.items],
-                                   [cand_score[b, it.item_id] for it in r.items], atol=1e-4)
+    keep = mv.ranker.reorders(c.x, c.cand.shape)  # (U,) the users in the ranker's segments
+    for b, r in enumerate(served):
+        retrieval_scores = [cand_score[b, it.item_id] for it in r.items]
+        # the item's score is the ranker's for a user it reorders, retrieval's for the others ...
+        want = np.sort(p[b])[::-1][:10] if keep[b] else retrieval_scores
+        np.testing.assert_allclose([it.score for it in r.items], want, atol=1e-4)
+        # ... and the retrieval stage's score travels beside it
+        np.testing.assert_allclose([it.retrieval_score for it in r.items], retrieval_scores, atol=1e-4)
     # and the ranker did reorder something: the retrieval order alone would give other lists
     retrieval = mv.item_ids[top_k(scores, 10, exclude=seen)]
     assert retrieval.tolist() != offline.tolist()

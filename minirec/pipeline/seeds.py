@@ -1,7 +1,7 @@
 """The served model's targets over several seeds (`make quality-seeds`): the pipeline's first steps
 (validate_data .. evaluate, no service needed) once per seed, then one table.
 
-    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN]   # runs <prefix>-s<seed>
+    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN] [--ensemble N]   # runs <prefix>-s<seed>
         -> artifacts/seeds/<prefix>.json and a markdown table on stdout
 
 Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / learned_only / recent_popular,
@@ -25,13 +25,14 @@ TARGET = 0.40  # issue 16: the served model's NDCG@10 on the test split
 SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames")  # seed-independent outputs
 
 
-def run_seed(seed: int, prefix: str, from_run: str | None = None) -> dict[str, Any]:
+def run_seed(seed: int, prefix: str, from_run: str | None = None, ensemble: int = 1) -> dict[str, Any]:
     import shutil
 
     from minirec.pipeline.context import RunContext, read_json
     from minirec.pipeline.steps import run_step
 
-    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "progress": False})
+    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "ensemble": ensemble,
+                                                                                  "progress": False})
     steps = STEPS
     if from_run:  # the data steps do not depend on the seed: reuse their outputs
         src = ctx.artifacts_dir / "runs" / from_run
@@ -81,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--prefix", default="seeds", help="run ids are <prefix>-s<seed>")
     ap.add_argument("--from-run", help="reuse this run's validate_data/build_training_set outputs (same window)")
+    ap.add_argument("--ensemble", type=int, default=1, metavar="N",
+                    help="towers as an N-member ensemble (minirec.model.ensemble; default 1: one model)")
     a = ap.parse_args(argv)
     from minirec.settings import get_settings
 
     rows = []
     for seed in a.seeds:
         print(f"[seeds] seed {seed} ...", file=sys.stderr)
-        rows.append(run_seed(seed, a.prefix, a.from_run))
+        rows.append(run_seed(seed, a.prefix, a.from_run, a.ensemble))
     out = get_settings().artifacts_path / "seeds" / f"{a.prefix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

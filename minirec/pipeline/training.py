@@ -27,8 +27,8 @@ POP_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # grid for w, chosen on 
 
 @dataclass
 class Refit:
-    model: Any  # TwoTower trained on train + validation labels
-    result: Any  # TrainResult
+    model: Any  # TwoTower (or Ensemble) trained on train + validation labels
+    results: list  # TrainResult per member
     labels: int
 
 
@@ -40,9 +40,16 @@ def _save(model, out_dir) -> None:
     write_json(out_dir / "config.json", model.cfg.to_dict())
 
 
-def _refit(ctx: RunContext, train_labels, tables, cat, epochs: int, w: float) -> Refit:
-    """The served towers: a fresh model (same seed and settings) trained on the train AND validation
-    periods' labels for the early-stopped number of epochs, with the w chosen on validation.
+def member_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of an n-member ensemble for run seed `seed`: disjoint across run seeds (0 -> 0, 1, 2;
+    1 -> 3, 4, 5 for n = 3), and a single model keeps the run's own seed."""
+    return [seed * n + k for k in range(n)]
+
+
+def _refit(ctx: RunContext, train_labels, tables, cat, members: list[tuple[int, int]], w: float) -> Refit:
+    """The served towers: fresh members (each with its holdout member's seed, same settings) trained on
+    the train AND validation periods' labels for that member's early-stopped number of epochs,
+    combined with the w chosen on validation. members: [(seed, epochs)] per member.
 
     Why: the validation period is the newest tenth of the window before the test period; a model
     that never trains on it serves a month-old view of tastes and popularity (measured in
@@ -53,6 +60,7 @@ def _refit(ctx: RunContext, train_labels, tables, cat, epochs: int, w: float) ->
     import pandas as pd
     import torch
 
+    from minirec.model.ensemble import combine
     from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
     from minirec.train.trainer import recency_weights, train_two_tower
 
@@ -63,16 +71,18 @@ def _refit(ctx: RunContext, train_labels, tables, cat, epochs: int, w: float) ->
                          item_ids=[int(i) for i in cat.item_ids],
                          occupations=sorted(str(o) for o in tables["users"]["occupation"].unique()),
                          user_encoder=ctx.train.user_encoder, pop_weight=w)
-    torch.manual_seed(ctx.train.seed)
-    model = TwoTower(cfg)
     targets = torch.as_tensor(cat.item_index(labels["item_id"].values), dtype=torch.long)
     freq = np.bincount(targets.numpy(), minlength=cat.n_items).astype(np.float64)
-    result = train_two_tower(model, encode_users(labels, cfg, labels["user_id"].values), targets,
-                             encode_items(items_test, cfg, cat.item_ids), freq, None,
-                             replace(ctx.train, epochs=epochs),
-                             weights=recency_weights(labels["label_timestamp"].values,
-                                                     ctx.train.recency_half_life_days))
-    return Refit(model=model, result=result, labels=int(len(labels)))
+    users_x, items_x = encode_users(labels, cfg, labels["user_id"].values), encode_items(items_test, cfg, cat.item_ids)
+    weights = recency_weights(labels["label_timestamp"].values, ctx.train.recency_half_life_days)
+    models, results = [], []
+    for seed, epochs in members:
+        torch.manual_seed(seed)
+        model = TwoTower(TwoTowerConfig.from_dict(cfg.to_dict()))
+        results.append(train_two_tower(model, users_x, targets, items_x, freq, None,
+                                       replace(ctx.train, epochs=epochs, seed=seed), weights=weights))
+        models.append(model)
+    return Refit(model=combine(models, w), results=results, labels=int(len(labels)))
 
 
 def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
@@ -93,11 +103,13 @@ def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
 
 
 def train(ctx: RunContext, fit=None) -> dict[str, Any]:
-    """Train the two-tower on the train period; early stopping and w on validation.
+    """Train the two-tower on the train period (TrainConfig.ensemble members, each with its own seed and
+    early stopping on validation; minirec.model.ensemble), w on validation for the ensemble as a whole.
 
     `fit` replaces train_two_tower (same signature): minirec.train.ddp passes its DDP loop."""
     import torch
 
+    from minirec.model.ensemble import combine
     from minirec.model.two_tower import TwoTower, TwoTowerConfig, encode_items, encode_users
     from minirec.train.trainer import plot_history, recency_weights, train_two_tower
 
@@ -109,8 +121,6 @@ def train(ctx: RunContext, fit=None) -> dict[str, Any]:
                          item_ids=[int(i) for i in cat.item_ids],
                          occupations=sorted(str(o) for o in tables["users"]["occupation"].unique()),
                          user_encoder=ctx.train.user_encoder)
-    torch.manual_seed(ctx.train.seed)
-    model = TwoTower(cfg)
     users_x = encode_users(labels, cfg, labels["user_id"].values)
     targets = torch.as_tensor(cat.item_index(labels["item_id"].values), dtype=torch.long)
     items_x = encode_items(items_valid, cfg, cat.item_ids)
@@ -124,18 +134,32 @@ def train(ctx: RunContext, fit=None) -> dict[str, Any]:
         return evaluate_scores(s, valid_ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
 
     weights = recency_weights(labels["label_timestamp"].values, ctx.train.recency_half_life_days)
-    result = (fit or train_two_tower)(model, users_x, targets, items_x, freq, validate, ctx.train, weights=weights)
+    seeds = member_seeds(ctx.train.seed, ctx.train.ensemble)
+    members, results = [], []
+    for seed in seeds:  # each member trains and early-stops on its own (the same data, its own seed)
+        torch.manual_seed(seed)
+        members.append(TwoTower(TwoTowerConfig.from_dict(cfg.to_dict())))
+        results.append((fit or train_two_tower)(members[-1], users_x, targets, items_x, freq, validate,
+                                                replace(ctx.train, seed=seed), weights=weights))
+    model = combine(members, 0.0)  # w is chosen for the ensemble as a whole, below
     w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
     model.cfg.pop_weight = w
     _save(model, ctx.run_dir / HOLDOUT)
+    result = results[0]  # the curve, epochs and seconds reported below are the first member's
     plot_history(result.history, ctx.run_dir / "training_curve.png",
-                 title=f"two-tower ({cfg.user_encoder} user encoder), validation w = 0")
-    refit = _refit(ctx, labels, tables, cat, result.best_epoch, w) if ctx.train.refit else None
+                 title=f"two-tower ({cfg.user_encoder} user encoder), validation w = 0"
+                       + (f", member 1 of {len(seeds)}" if len(seeds) > 1 else ""))
+    refit = (_refit(ctx, labels, tables, cat, [(sd, r.best_epoch) for sd, r in zip(seeds, results, strict=True)], w)
+             if ctx.train.refit else None)
     _save(refit.model if refit else model, ctx.run_dir / "model")
     out = {"seconds": round(result.seconds, 1), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "valid_ndcg@10": ndcg, "pop_weight": w, "history": result.history, "train_config": result.config,
            "labels": int(len(labels)),
-           "refit": {"epochs": result.best_epoch, "labels": refit.labels, "seconds": round(refit.result.seconds, 1)}
+           "ensemble": {"seeds": seeds, "best_epochs": [r.best_epoch for r in results],
+                        "valid_learned_ndcg@10": [r.best_valid for r in results],
+                        "seconds": round(sum(r.seconds for r in results), 1)},
+           "refit": {"epochs": result.best_epoch, "epochs_per_member": [r.best_epoch for r in results],
+                     "labels": refit.labels, "seconds": round(sum(r.seconds for r in refit.results), 1)}
            if refit else None}
     write_json(ctx.run_dir / "train.json", out)
     return out

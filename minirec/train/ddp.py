@@ -143,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     dist.init_process_group("gloo")  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR/PORT
     over = {k: Path(v) for k, v in (("artifacts_dir", a.artifacts_dir), ("data_dir", a.data_dir)) if v}
     train_over = {k: v for k, v in (("epochs", a.epochs), ("seed", a.seed)) if v is not None}
-    ctx = RunContext.from_settings(run_id=a.run_id, train={**train_over, "progress": dist.get_rank() == 0}, **over)
+    # one model: every rank must make the same collective calls, and the ensemble's members would run
+    # one after another on rank 0 alone once ranks > 0 have stopped after the first (_fit_and_stop)
+    ctx = RunContext.from_settings(run_id=a.run_id, train={**train_over, "ensemble": 1,
+                                                           "progress": dist.get_rank() == 0}, **over)
     rank = dist.get_rank()
     try:
         if rank == 0:

@@ -5,7 +5,7 @@ run id; files under `ModelRef.path`):
 
     config.json         TwoTowerConfig: vocabularies (user_ids, item_ids,
                         occupations), sizes, temperature, pop_weight w
-    model.pt            state_dict of minirec.model.two_tower.TwoTower
+    model.pt            state_dict of minirec.model.two_tower.TwoTower (or of an ensemble.Ensemble of them)
                         (both towers); load with `load_bundle(...).model`
     item_vectors.npy    (M, d+1) float32 index vectors [v, log1p(pop)]
     item_embeddings.npy (M, d) float32 L2-normalised item-tower outputs
@@ -310,16 +310,18 @@ class Bundle:
 
 
 def load_dir(path: Path) -> tuple[TwoTower, dict[str, Any]]:
-    """Model (both towers) from a folder holding config.json and model.pt."""
+    """Model (both towers; an Ensemble of two-towers when its config says so) from a folder holding
+    config.json and model.pt."""
     import torch
 
-    from minirec.model.two_tower import TwoTower, TwoTowerConfig
+    from minirec.model.ensemble import build
+    from minirec.model.two_tower import TwoTowerConfig
 
     if not (path / "config.json").exists() or not (path / "model.pt").exists():
         raise RegistryError(f"model directory {path} does not exist or lacks config.json/model.pt; "
                             "run `make train` first")
     cfg = TwoTowerConfig.from_dict(json.loads((path / "config.json").read_text()))
-    model = TwoTower(cfg)
+    model = build(cfg)  # a TwoTower, or an Ensemble of them (cfg.extra["ensemble"])
     model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
     model.eval()
     return model, cfg.to_dict()

@@ -36,7 +36,8 @@ def test_two_process_ddp_matches_one_process_within_seed_noise(make_ctx):
 
     from minirec.pipeline.training import train
 
-    ctx = make_ctx(run_id="ddp", train={"epochs": 12, "patience": 12, "progress": False})
+    # one model per side (DDP trains one; the served ensemble and refit are not what is compared)
+    ctx = make_ctx(run_id="ddp", train={"epochs": 12, "patience": 12, "progress": False, "ensemble": 1, "refit": False})
     P.run(ctx, ["validate_data", "build_training_set"])
     single = [train(replace(ctx, train=replace(ctx.train, seed=s)))["valid_ndcg@10"] for s in SEEDS]
     ddp = []

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from minirec import pipeline as P
-from minirec.model.two_tower import TwoTower, TwoTowerConfig
+from minirec.model.ensemble import build
+from minirec.model.two_tower import TwoTowerConfig
 from minirec.train.gate import GateError, decide
 from minirec.train.registry import list_models
 
@@ -41,7 +42,7 @@ def test_gate_rejects_random_embeddings(make_ctx):
         cfg = TwoTowerConfig.from_dict(json.loads((d / "config.json").read_text()))
         cfg.pop_weight = 0.0
         torch.manual_seed(123)
-        torch.save(TwoTower(cfg).state_dict(), d / "model.pt")
+        torch.save(build(cfg).state_dict(), d / "model.pt")  # the trained shape: an ensemble by default
         (d / "config.json").write_text(json.dumps(cfg.to_dict()))
     P.evaluate(ctx)
     valid = json.loads((ctx.run_dir / "metrics_valid.json").read_text())

@@ -77,7 +77,9 @@ def test_settle_freezes_the_live_heap():
     try:
         kept = [[i] for i in range(1000)]  # container objects, tracked by the collector
         n = settle()
-        assert n == gc.get_freeze_count() and n >= 1000
+        # >=, not ==: a recommender engine left by an earlier test of the session may settle (freeze) too,
+        # in its own thread, between the two reads (seen once: 921,673 vs 921,671)
+        assert gc.get_freeze_count() >= n >= 1000
         scanned = {id(o) for g in (0, 1, 2) for o in gc.get_objects(generation=g)}
         assert not any(id(o) in scanned for o in kept), "a frozen object is still in a collected generation"
         later = [0]  # created after the freeze: the collector still sees it

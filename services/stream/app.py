@@ -50,18 +50,10 @@ def build(cfg: StreamConfig, metrics: StreamMetrics | None = None) -> App:
     client = redis.Redis(host=cfg.redis_host, port=cfg.redis_port, socket_timeout=2.0,
                          socket_connect_timeout=2.0)
     store = open_push_store(cfg.feature_repo, cfg.feast_project, cfg.redis_host, cfg.redis_port)
-    consumer = KafkaConsumer(bootstrap_servers=cfg.bootstrap, group_id=cfg.group_id,
+    consumer = KafkaConsumer(*cfg.topics, bootstrap_servers=cfg.bootstrap, group_id=cfg.group_id,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=cfg.batch_size, fetch_max_wait_ms=min(100, cfg.batch_max_wait_ms),
                              client_id="minirec-stream")
-    # topic metadata before subscribing: subscribed in the constructor, the first group join ran with
-    # no partition metadata (assignment []), and the rebalance that followed once hung inside
-    # kafka-python 3.0.12 for a test's whole 300 s (tests/stream/test_crash.py, one CI run of six).
-    # With the partitions known the first assignment is the real one; a second, quick rebalance still
-    # follows (seen 60 ms later), so this narrows that window rather than closing it
-    for topic in cfg.topics:
-        consumer.partitions_for_topic(topic)
-    consumer.subscribe(list(cfg.topics))
     producer = KafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", linger_ms=5,
                              client_id="minirec-stream-deadletter")
     processor = Processor(cfg, consumer, LakeWriter(cfg.lake_dir), OnlineWriter(client, store, cfg.feast_project),

@@ -61,8 +61,7 @@ def check_point_in_time(label_start, *feature_frames) -> str:
 def train_ranker(ctx: RunContext) -> dict[str, Any]:
     """LightGBM LambdaRank on the validation period's top-K candidates; out-of-fold validation scores,
     which also choose the rounds and the user segments it reorders (choose_segments)."""
-    from minirec.rank.features import FEATURES
-    from minirec.rank.model import GRID, K_CANDIDATES, Ranker, in_segments
+    from minirec.rank.model import GRID, K_CANDIDATES, Ranker, retrieval_order_outside
     from minirec.rank.offline import candidates, served_matrix
     from minirec.train.evaluate import evaluate_scores
     from minirec.train.registry import load_dir
@@ -98,8 +97,7 @@ def train_ranker(ctx: RunContext) -> dict[str, Any]:
     ranker = Ranker.fit(c.x, y, np.full(len(c.user_ids), k), best[1], seed=ctx.train.seed, params=GRID[best[0]])
     ranker.segments = segments
     ranker.save(ctx.run_dir / "ranker")
-    gated = np.where(in_segments(c.x[::k, FEATURES.index("n_last_items")], segments)[:, None], oof[best],
-                     -np.arange(k, dtype=np.float64)[None, :])  # (U_v, K) what the shipped ranker would serve
+    gated = retrieval_order_outside(oof[best], ranker.reorders(c.x, c.cand.shape))  # (U_v, K) as it would serve
     np.savez(ctx.run_dir / "ranker_oof_valid.npz", user_ids=c.user_ids, cand=c.cand, oof=gated)
     gain = ranker.booster.feature_importance("gain")
     out = {"rounds": best[1], "params": GRID[best[0]] or "default (minirec.rank.model.PARAMS)",

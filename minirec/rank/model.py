@@ -67,8 +67,11 @@ class Ranker:
     def predict_lists(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """(U*K, F) user-major rows -> (U, K) scores; a user outside `segments` gets -j for candidate j,
         which rerank_order turns back into retrieval order."""
-        p = self.predict(x).reshape(shape)
-        return np.where(self.reorders(x, shape)[:, None], p, -np.arange(shape[1], dtype=np.float64)[None, :])
+        keep = self.reorders(x, shape)  # (U,)
+        p = np.zeros(shape, dtype=np.float64)
+        if keep.any():  # only the reordered users' rows go through the booster (rows are independent)
+            p[keep] = self.predict(x.reshape(*shape, -1)[keep].reshape(-1, x.shape[1])).reshape(-1, shape[1])
+        return retrieval_order_outside(p, keep)
 
     def reorders(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """(U*K, F) user-major rows -> (U,) bool: the user is in `segments`, so their list is reordered."""
@@ -92,6 +95,12 @@ class Ranker:
         return cls(booster=lgb.Booster(model_file=str(path / "model.txt")), rounds=int(meta["rounds"]),
                    params=meta["params"], features=meta["features"],
                    segments=tuple(meta.get("segments", SEGMENTS)))
+
+
+def retrieval_order_outside(scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(U, K) ranker scores, (U,) bool -> the scores, with -j for candidate j of every user not kept
+    (rerank_order turns that back into retrieval order)."""
+    return np.where(keep[:, None], scores, -np.arange(scores.shape[1], dtype=np.float64)[None, :])
 
 
 def in_segments(n_last_items: np.ndarray, segments: tuple[str, ...]) -> np.ndarray:

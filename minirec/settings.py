@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     stream_lake_dir: Path = Path("data/lake")  # <dir>/<table>/date=YYYY-MM-DD/part-*.parquet
     stream_items_table: Path = Path("data/ml-100k/items.parquet")  # known item ids; missing file = no check
     stream_retry_max_s: float = Field(5.0, gt=0)  # backoff cap while Redis, the lake or Kafka is down
+    stream_group_stuck_s: float = Field(120.0, gt=0)  # consumer replaced when its group is unstable this long
 
     # --- traffic simulator (services/simulator) ---
     simulator_speedup: float = Field(3600.0, gt=0)

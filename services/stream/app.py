@@ -29,10 +29,14 @@ def load_known_items(cfg: StreamConfig) -> set[int] | None:
 @dataclass
 class App:
     processor: Processor
-    consumer: Any
     producer: Any
     redis: Any
     metrics: StreamMetrics
+
+    @property
+    def consumer(self) -> Any:
+        """The processor's current consumer (the watchdog may have replaced the first one)."""
+        return self.processor.consumer
 
     def close(self) -> None:
         """Close without committing anything more (the last batch committed or is replayed)."""
@@ -50,12 +54,17 @@ def build(cfg: StreamConfig, metrics: StreamMetrics | None = None) -> App:
     client = redis.Redis(host=cfg.redis_host, port=cfg.redis_port, socket_timeout=2.0,
                          socket_connect_timeout=2.0)
     store = open_push_store(cfg.feature_repo, cfg.feast_project, cfg.redis_host, cfg.redis_port)
-    consumer = KafkaConsumer(*cfg.topics, bootstrap_servers=cfg.bootstrap, group_id=cfg.group_id,
+
+    def new_consumer() -> KafkaConsumer:
+        return KafkaConsumer(*cfg.topics, bootstrap_servers=cfg.bootstrap, group_id=cfg.group_id,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=cfg.batch_size, fetch_max_wait_ms=min(100, cfg.batch_max_wait_ms),
                              client_id="minirec-stream")
+
     producer = KafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", linger_ms=5,
                              client_id="minirec-stream-deadletter")
-    processor = Processor(cfg, consumer, LakeWriter(cfg.lake_dir), OnlineWriter(client, store, cfg.feast_project),
-                          DeadLetterSink(producer, cfg.topic_deadletter), metrics, load_known_items(cfg))
-    return App(processor, consumer, producer, client, metrics)
+    processor = Processor(cfg, new_consumer(), LakeWriter(cfg.lake_dir),
+                          OnlineWriter(client, store, cfg.feast_project),
+                          DeadLetterSink(producer, cfg.topic_deadletter), metrics, load_known_items(cfg),
+                          new_consumer=new_consumer)
+    return App(processor, producer, client, metrics)

@@ -21,6 +21,10 @@ member; the commit then fails with CommitFailedError (RebalanceInProgressError
 while the group is rebalancing), the batch is dropped
 from memory and re-fetched from the committed offsets after the rejoin, and
 applied again idempotently.
+
+A consumer whose group membership stays unstable for STREAM_GROUP_STUCK_S (a rebalance that never
+finishes, seen once with kafka-python 3.0.12) is closed and replaced by a new one (watchdog.py); it
+resumes from the committed offsets.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +42,7 @@ from services.stream.lake import LakeWriter
 from services.stream.metrics import StreamMetrics
 from services.stream.online import OnlineWriter
 from services.stream.settings import StreamConfig
+from services.stream.watchdog import GroupWatchdog
 
 log = logging.getLogger("stream")
 
@@ -77,9 +83,12 @@ def decode_batch(records: list[Any], models: dict[str, type[Event]], known_items
 
 class Processor:
     def __init__(self, cfg: StreamConfig, consumer: Any, lake: LakeWriter, online: OnlineWriter,
-                 deadletters: DeadLetterSink, metrics: StreamMetrics, known_items: set[int] | None = None):
+                 deadletters: DeadLetterSink, metrics: StreamMetrics, known_items: set[int] | None = None,
+                 new_consumer: Callable[[], Any] | None = None, watchdog: GroupWatchdog | None = None):
         self.cfg, self.consumer, self.lake, self.online = cfg, consumer, lake, online
         self.deadletters, self.metrics, self.known_items = deadletters, metrics, known_items
+        self.new_consumer = new_consumer  # builds a replacement consumer (None: never restarted)
+        self.watchdog = watchdog or GroupWatchdog(cfg.group_stuck_s)
         self.models: dict[str, type[Event]] = {cfg.topic_interactions: Interaction,
                                                cfg.topic_impressions: Impression,
                                                cfg.topic_exposures: Exposure}
@@ -183,6 +192,19 @@ class Processor:
             if pos is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - pos))
 
+    def restart_consumer(self) -> None:
+        """Close the consumer (committing nothing) and build a new one that rejoins the group; it
+        resumes from the committed offsets (an uncommitted batch is re-fetched and applied idempotently)."""
+        log.warning("group membership not stable for %.0f s: closing the consumer and joining again",
+                    self.watchdog.limit_s)
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # noqa: BLE001 - a wedged client may fail to leave; the broker expires it
+            log.warning("closing the stuck consumer failed (%s: %s)", type(exc).__name__, exc)
+        self.consumer = self.new_consumer()
+        self.metrics.restarts.inc()
+        self.watchdog.reset()
+
     def run(self, stop: threading.Event, max_idle_s: float | None = None) -> None:
         """Loop until `stop` is set (or, for tests and the benchmark, `max_idle_s` without records)."""
         idle_since = time.monotonic()
@@ -194,4 +216,6 @@ class Processor:
                 idle_since = time.monotonic()
             elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                 break
+            if self.new_consumer is not None and self.watchdog.stuck(self.consumer):
+                self.restart_consumer()
             self.update_lag()

@@ -11,6 +11,8 @@
     stream_sink_errors_total{sink}          failed attempts per sink: redis | lake | kafka; each one is
                                             retried with backoff and nothing is committed meanwhile
     stream_committed_total                  batches committed
+    stream_consumer_restarts_total          consumers replaced because the group membership was not
+                                            stable for STREAM_GROUP_STUCK_S (watchdog.py)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class StreamMetrics:
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
         self.sink_errors = Counter("stream_sink_errors", "failed write attempts (retried)", ["sink"], registry=r)
         self.committed = Counter("stream_committed", "batches committed", registry=r)
+        self.restarts = Counter("stream_consumer_restarts", "consumers replaced by the group watchdog", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -27,6 +27,7 @@ class StreamConfig:
     metrics_port: int
     metrics_host: str
     retry_max_s: float
+    group_stuck_s: float = 120.0  # watchdog.py: replace a consumer whose group is unstable this long
 
     @classmethod
     def from_settings(cls, s: Settings | None = None) -> StreamConfig:
@@ -39,7 +40,7 @@ class StreamConfig:
                    items_table=s.path(s.stream_items_table), batch_size=s.stream_batch_size,
                    batch_max_wait_ms=s.stream_batch_max_wait_ms, metrics_port=s.stream_metrics_port,
                    metrics_host=s.stream_metrics_host,
-                   retry_max_s=s.stream_retry_max_s)
+                   retry_max_s=s.stream_retry_max_s, group_stuck_s=s.stream_group_stuck_s)
 
     def to_env(self, metrics_port: int | None = None) -> dict[str, str]:
         """This config as the environment overrides `python -m services.stream` reads (.env names)."""
@@ -52,7 +53,7 @@ class StreamConfig:
                 "STREAM_LAKE_DIR": str(self.lake_dir), "STREAM_ITEMS_TABLE": str(self.items_table),
                 "STREAM_BATCH_SIZE": str(self.batch_size), "STREAM_BATCH_MAX_WAIT_MS": str(self.batch_max_wait_ms),
                 "STREAM_METRICS_PORT": str(self.metrics_port if metrics_port is None else metrics_port),
-                "STREAM_RETRY_MAX_S": str(self.retry_max_s)}
+                "STREAM_RETRY_MAX_S": str(self.retry_max_s), "STREAM_GROUP_STUCK_S": str(self.group_stuck_s)}
 
     @property
     def topics(self) -> list[str]:

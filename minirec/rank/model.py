@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from minirec.rank.features import FEATURES
+from minirec.rank.features import FEATURES, USER_COLS, user_matrix
 
 SEGMENTS = ("warm", "cold")
 K_CANDIDATES = 100  # retrieval hands the ranker this many unseen candidates per user
@@ -76,6 +76,11 @@ class Ranker:
     def reorders(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """(U*K, F) user-major rows -> (U,) bool: the user is in `segments`, so their list is reordered."""
         return in_segments(x[::shape[1], FEATURES.index("n_last_items")], self.segments)
+
+    def reorders_users(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """(U,) user feature dicts -> (U,) bool, as `reorders` (same n_last_items column of user_matrix),
+        before any pair feature is built: serving builds features only for these users."""
+        return in_segments(user_matrix(rows)[0][:, USER_COLS.index("n_last_items")], self.segments)
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ class ModelVersion:
         in retrieval order -> the same candidates in ranker order as (item id, ranker score, retrieval score);
         a user outside the ranker's segments keeps retrieval order and gets (item id, retrieval score, retrieval score)."""
         from minirec.rank.features import pair_features
-        from minirec.rank.model import rerank_order
+        from minirec.rank.model import rerank_order, retrieval_order_outside
 
         k = max((len(c) for c in cands), default=0)
         cand = np.full((len(cands), k), -1, dtype=np.int64)
@@ -64,11 +64,20 @@ class ModelVersion:
         for b, c in enumerate(cands):
             cand[b, :len(c)] = [self.row_of[i] for i, _ in c]
             sc[b, :len(c)] = [s for _, s in c]
-        x = pair_features(rows, self.rank_items, cand, sc, float(self.model.cfg.pop_weight))  # (B*k, F)
-        p = self.ranker.predict_lists(x, cand.shape)  # (B, k); users outside its segments: retrieval order
+        # features and the booster only for the users the ranker reorders (its segments; the others keep
+        # retrieval order): with segments = cold, a warm user's 100 candidates cost nothing here.
+        # Rows are independent, so this equals predict_lists over the whole batch (served == offline).
+        keep = self.ranker.reorders_users(rows)  # (B,)
+        p = np.zeros(cand.shape, dtype=np.float64)
+        if keep.any():
+            idx = np.flatnonzero(keep)
+            x = pair_features([rows[b] for b in idx], self.rank_items, cand[idx], sc[idx],
+                              float(self.model.cfg.pop_weight))  # (|idx|*k, F)
+            p[idx] = self.ranker.predict(x).reshape(len(idx), k)
+        p = retrieval_order_outside(p, keep)
         order = rerank_order(p, cand)
         # a user the ranker does not reorder (outside its segments) is served, and scored, by retrieval
-        shown = np.where(self.ranker.reorders(x, cand.shape)[:, None], p, sc)  # (B, k)
+        shown = np.where(keep[:, None], p, sc)  # (B, k)
         return [[(int(self.item_ids[cand[b, j]]), float(shown[b, j]), float(sc[b, j])) for j in order[b]
                  if cand[b, j] >= 0] for b in range(len(cands))]
 

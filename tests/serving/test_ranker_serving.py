@@ -101,3 +101,25 @@ def test_a_ranker_failure_serves_retrieval_order_flagged_and_counted(engine, wor
     assert all(it.retrieval_score is None for r in out for it in r.items)  # no ranker score to show beside
     body = out[0].model_dump(mode="json")  # the response still serialises: the API answers 200
     assert body["ranker_fallback"] is True and "rank" in body["timings_ms"]
+
+
+def test_users_outside_the_rankers_segments_never_reach_the_booster(engine, world, broken_ranker):
+    """With segments = cold only, warm users' candidates get no features and no booster call: the broken
+    booster is not touched (no fallback, no failure counted) and they are served in retrieval order."""
+    uids = _users(world, 3)  # the heaviest users: warm
+    segments, broken_ranker.ranker.segments = broken_ranker.ranker.segments, ("cold",)
+    try:
+        before = _counter("recommender_ranker_failures_total")
+        out = engine.recommend([RecommendRequest(user_id=u, k=10) for u in uids])
+        ranker, broken_ranker.ranker = broken_ranker.ranker, None
+        try:
+            plain = engine.recommend([RecommendRequest(user_id=u, k=10) for u in uids])
+        finally:
+            broken_ranker.ranker = ranker
+    finally:
+        broken_ranker.ranker.segments = segments
+    assert [r.ranker_fallback for r in out] == [False] * 3
+    assert _counter("recommender_ranker_failures_total") == before
+    assert [[i.item_id for i in r.items] for r in out] == [[i.item_id for i in r.items] for r in plain]
+    # the score shown is the retrieval score, which travels beside it
+    assert all(it.score == pytest.approx(it.retrieval_score) for r in out for it in r.items)

@@ -25,14 +25,14 @@ TARGET = 0.40  # issue 16: the served model's NDCG@10 on the test split
 SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames")  # seed-independent outputs
 
 
-def run_seed(seed: int, prefix: str, from_run: str | None = None, ensemble: int = 1) -> dict[str, Any]:
+def run_seed(seed: int, prefix: str, from_run: str | None = None, ensemble: int | None = None) -> dict[str, Any]:
     import shutil
 
     from minirec.pipeline.context import RunContext, read_json
     from minirec.pipeline.steps import run_step
 
-    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "ensemble": ensemble,
-                                                                                  "progress": False})
+    over = {"seed": seed, "progress": False} | ({} if ensemble is None else {"ensemble": ensemble})
+    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train=over)
     steps = STEPS
     if from_run:  # the data steps do not depend on the seed: reuse their outputs
         src = ctx.artifacts_dir / "runs" / from_run
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--prefix", default="seeds", help="run ids are <prefix>-s<seed>")
     ap.add_argument("--from-run", help="reuse this run's validate_data/build_training_set outputs (same window)")
-    ap.add_argument("--ensemble", type=int, default=1, metavar="N",
-                    help="towers as an N-member ensemble (minirec.model.ensemble; default 1: one model)")
+    ap.add_argument("--ensemble", type=int, default=None, metavar="N",
+                    help="towers as an N-member ensemble (minirec.model.ensemble; default: TrainConfig.ensemble, 3)")
     a = ap.parse_args(argv)
     from minirec.settings import get_settings
 

@@ -38,15 +38,16 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
         assert tt["recall@10"] > metrics[name]["recall@10"], (name, tt["recall@10"], metrics[name]["recall@10"])
     ci = comparison["bootstrap_vs_best_test"]
     assert ci["low"] > 0, ci  # paired bootstrap 95 % interval of the NDCG@10 gain is above zero
-    # issue 16's target for the served model is 0.40; over seeds 0-5 it scored 0.4055 / 0.4013 / 0.4004 /
-    # 0.4016 / 0.3943 / 0.4053 (minirec/pipeline/README.md section 6), so 0.40 is the middle of the seed
-    # spread, not a floor, and a CPU with other float kernels can move seed 0 like a seed change does.
-    # What this test guards is the level: between the old served model's 0.389-0.391 (seeds 0-2) and the
-    # lowest seed seen (0.3943). The towers alone: above recent popularity on warm users on 5 of 6 seeds (lowest
-    # 0.2193 vs 0.2212), so the guard is the same margin below it.
+    # issue 16's target for the served model is 0.40. Over nine seeds (the default 3-member towers with the
+    # smoothed w; minirec/pipeline/README.md section 7) it scored 0.3749-0.4060, mean 0.3987, seed 0 0.4002:
+    # 0.40 is the middle of the seed spread, not a floor, and a CPU with other float kernels can move seed 0
+    # like a seed change does. What this test guards is the level: above the old served model's 0.389-0.391.
     assert tt["ndcg@10"] >= 0.392, tt["ndcg@10"]
+    # the towers alone (no popularity term) against recent popularity, all users and warm users: above it on
+    # all nine seeds (lowest margins +0.0021 all, +0.0136 warm); the same small allowance for float drift
     lo, rp = metrics["learned_only"], metrics["recent_popular"]
-    assert lo["warm"]["ndcg@10"] > rp["warm"]["ndcg@10"] - 0.005, (lo["warm"], rp["warm"])
+    assert lo["ndcg@10"] > rp["ndcg@10"] - 0.003, (lo["ndcg@10"], rp["ndcg@10"])
+    assert lo["warm"]["ndcg@10"] > rp["warm"]["ndcg@10"], (lo["warm"], rp["warm"])
     # the served towers were refit on train + validation labels for the holdout's best epoch count;
     # the holdout (train period only) gave the validation numbers and ships in the bundle for the gate
     tr, ts = (json.loads((ctx.run_dir / f).read_text()) for f in ("train.json", "training_set.json"))

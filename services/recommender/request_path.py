@@ -154,7 +154,9 @@ class RequestPipeline:
         if not idx:
             return enc, 0.0
         seen = online.seen
-        depth = {i: max(reqs[i].k, mv.depth) for i in idx}  # k, or the ranker's 100 candidates
+        # k, or the ranker's 100 candidates for a user it reorders: a user outside its segments needs only
+        # k (searching 100 deep for them cost a deeper HNSW search, more second passes and longer lists)
+        depth = {i: max(reqs[i].k, d) for i, d in zip(idx, mv.depths([online.rows[i] for i in idx]), strict=True)}
         # pass 1: K' = depth + overfetch for the whole group (cheap: HNSW cost grows with K')
         scores, ids = mv.search(q, max(depth.values()) + self.cfg.overfetch)
         short = []

@@ -44,12 +44,14 @@ class ModelVersion:
     ranker: Any = None  # minirec.rank.model.Ranker: the ranking stage, None when the bundle has none
     rank_items: Any = None  # minirec.rank.features.ItemTable: its item features at the release cut
 
-    @property
-    def depth(self) -> int:
-        """Candidates retrieval hands on per user: the ranker's K (100), or 0 without a ranker."""
+    def depths(self, rows: list[dict[str, Any]]) -> list[int]:
+        """(B,) feature dicts -> candidates retrieval hands on per user: the ranker's K (100) for a user
+        it reorders (its segments), else 0 (the request's k is enough: that list keeps retrieval order)."""
         from minirec.rank.model import K_CANDIDATES
 
-        return K_CANDIDATES if self.ranker is not None else 0
+        if self.ranker is None:
+            return [0] * len(rows)
+        return [K_CANDIDATES if r else 0 for r in self.ranker.reorders_users(rows).tolist()]
 
     def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]]) -> list[list[tuple]]:
         """One ranker call for a batch: (B,) feature dicts, (B,) candidate lists (item id, retrieval score)

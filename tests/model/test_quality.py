@@ -54,6 +54,8 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
     sizes = ts["split_sizes"]
     assert tr["refit"]["labels"] == sizes["train"] + sizes["valid"] and tr["labels"] == sizes["train"]
     assert tr["refit"]["epochs"] == tr["best_epoch"]
+    # the towers are 3 members (seeds 0, 1, 2 for run seed 0), each early-stopped and refit on its own
+    assert tr["ensemble"]["seeds"] == [0, 1, 2] and len(tr["refit"]["epochs_per_member"]) == 3
     assert comparison["test_users"] == 166  # global 80/10/10 cut of ML-100K
     # the towers alone (w = 0) learn with training: the validation curve rises above its first epoch
     # by more than the epoch-to-epoch noise of the old served-score curve (0.007, pipeline README)
@@ -91,6 +93,7 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
     bundle = load_bundle(ctx.model_store, ctx.model_name)
     assert bundle.tag == f"{ctx.model_name}:{RUN_ID}" and bundle.metadata["feature_service"] == USER_SERVICE
     assert bundle.ranker is not None and len(bundle.ranker_items) == len(bundle.item_ids)  # one bundle
+    assert bundle.model.cfg.extra.get("ensemble") == 3 and bundle.item_vectors.shape[1] == 3 * 64 + 1
     assert bundle.ranker.segments == tuple(rk["segments"])
     # the registered bundle carries the holdout towers the gate re-scores, beside the served ones
     prod = get_stage(ctx.model_store, ctx.model_name, "production").path

@@ -25,13 +25,14 @@ TARGET = 0.40  # issue 16: the served model's NDCG@10 on the test split
 SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames")  # seed-independent outputs
 
 
-def run_seed(seed: int, prefix: str, from_run: str | None = None, ensemble: int | None = None) -> dict[str, Any]:
+def run_seed(seed: int, prefix: str, from_run: str | None = None, ensemble: int | None = None,
+             train: dict[str, Any] | None = None) -> dict[str, Any]:
     import shutil
 
     from minirec.pipeline.context import RunContext, read_json
     from minirec.pipeline.steps import run_step
 
-    over = {"seed": seed, "progress": False} | ({} if ensemble is None else {"ensemble": ensemble})
+    over = {"seed": seed, "progress": False} | ({} if ensemble is None else {"ensemble": ensemble}) | (train or {})
     ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train=over)
     steps = STEPS
     if from_run:  # the data steps do not depend on the seed: reuse their outputs

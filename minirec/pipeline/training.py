@@ -13,6 +13,7 @@ import numpy as np
 
 from minirec.pipeline.context import (
     HOLDOUT,
+    PipelineError,
     RunContext,
     catalogue,
     eval_sets,
@@ -85,8 +86,8 @@ def _refit(ctx: RunContext, train_labels, tables, cat, members: list[tuple[int, 
     return Refit(model=combine(models, w), results=results, labels=int(len(labels)))
 
 
-def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
-    """Choose w on one evaluation set; returns (w, its ndcg@10).
+def _best_pop_weight(model, users, items, ev, cat, fixed: float | None = None) -> tuple[float, float]:
+    """Choose w on one evaluation set (or take `fixed`, a grid value); returns (w, its ndcg@10).
 
     The validation NDCG@10 of 197 users is noisy (interval half-width ~0.04) and flat near its peak, so
     the raw argmax over the grid can jump between distant bumps that differ by less than 0.001 (a
@@ -95,6 +96,8 @@ def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
     from minirec.model.two_tower import item_vectors, user_vectors
     from minirec.train.evaluate import evaluate_scores
 
+    if fixed is not None and fixed not in POP_WEIGHTS:
+        raise PipelineError(f"TrainConfig.pop_weight = {fixed} is not on the grid {POP_WEIGHTS}")
     rows = users.set_index("user_id").loc[ev.user_ids].reset_index()
     q = user_vectors(model, rows, ev.user_ids)
     iv = item_vectors(model, items, cat.item_ids)
@@ -102,7 +105,7 @@ def _best_pop_weight(model, users, items, ev, cat) -> tuple[float, float]:
     for k, w in enumerate(POP_WEIGHTS):
         q[:, -1] = w
         curve[k] = evaluate_scores(q @ iv.T, ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
-    best = int(np.argmax(smooth(curve)))
+    best = int(np.argmax(smooth(curve))) if fixed is None else POP_WEIGHTS.index(fixed)
     return POP_WEIGHTS[best], float(curve[best])
 
 
@@ -152,7 +155,7 @@ def train(ctx: RunContext, fit=None) -> dict[str, Any]:
         results.append((fit or train_two_tower)(members[-1], users_x, targets, items_x, freq, validate,
                                                 replace(ctx.train, seed=seed), weights=weights))
     model = combine(members, 0.0)  # w is chosen for the ensemble as a whole, below
-    w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat)
+    w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat, ctx.train.pop_weight)
     model.cfg.pop_weight = w
     _save(model, ctx.run_dir / HOLDOUT)
     result = results[0]  # the curve, epochs and seconds reported below are the first member's

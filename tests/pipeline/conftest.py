@@ -20,6 +20,17 @@ def synthetic_lake(tmp_path_factory) -> Path:
     return root / "ml-100k"
 
 
+def offline_ctx(root: Path, synthetic_lake: Path, run_id: str, project: str, epochs: int = 1):
+    """A RunContext in `root` over the synthetic lake with no Redis (for the steps up to evaluate)."""
+    from minirec.features.store import copy_repo
+    from minirec.pipeline import RunContext
+
+    return RunContext.from_settings(
+        run_id=run_id, data_dir=synthetic_lake, artifacts_dir=root / "artifacts",
+        feature_repo=copy_repo(root / "feature_repo"), model_store=root / "bentoml", feast_project=project,
+        redis_host="127.0.0.1", redis_port=1, train={"epochs": epochs, "progress": False})
+
+
 @pytest.fixture
 def make_ctx(tmp_path, synthetic_lake):
     """Build a RunContext isolated in tmp_path (own Feast repo copy, artifacts, model store)."""

@@ -10,17 +10,12 @@ import pytest
 
 from minirec import pipeline as P
 from minirec.pipeline.context import BASELINES, MODEL_KEY
+from tests.pipeline.conftest import offline_ctx
 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, synthetic_lake):
-    from minirec.features.store import copy_repo
-
-    root = tmp_path_factory.mktemp("evaluated")
-    ctx = P.RunContext.from_settings(
-        run_id="ev", data_dir=synthetic_lake, artifacts_dir=root / "artifacts",
-        feature_repo=copy_repo(root / "feature_repo"), model_store=root / "bentoml", feast_project="tev",
-        redis_host="127.0.0.1", redis_port=1, train={"epochs": 1, "progress": False})
+    ctx = offline_ctx(tmp_path_factory.mktemp("evaluated"), synthetic_lake, "ev", "tev")
     P.run(ctx, ["validate_data", "build_training_set", "train", "train_ranker", "evaluate"])
     return ctx
 

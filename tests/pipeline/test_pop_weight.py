@@ -10,6 +10,7 @@ import pytest
 
 from minirec import pipeline as P
 from minirec.pipeline.training import POP_WEIGHTS, smooth
+from tests.pipeline.conftest import offline_ctx
 
 
 def test_smoothing_prefers_a_broad_peak_to_a_lone_spike():
@@ -22,13 +23,7 @@ def test_smoothing_prefers_a_broad_peak_to_a_lone_spike():
 
 @pytest.fixture(scope="module")
 def frames_ctx(tmp_path_factory, synthetic_lake):
-    from minirec.features.store import copy_repo
-
-    root = tmp_path_factory.mktemp("popw")
-    ctx = P.RunContext.from_settings(
-        run_id="pw", data_dir=synthetic_lake, artifacts_dir=root / "artifacts",
-        feature_repo=copy_repo(root / "feature_repo"), model_store=root / "bentoml", feast_project="tpw",
-        redis_host="127.0.0.1", redis_port=1, train={"epochs": 1, "progress": False})
+    ctx = offline_ctx(tmp_path_factory.mktemp("popw"), synthetic_lake, "pw", "tpw")
     P.run(ctx, ["validate_data", "build_training_set"])
     return ctx
 

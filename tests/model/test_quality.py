@@ -69,6 +69,7 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
     assert tt["ndcg@10"] != metrics["retrieval_only"]["ndcg@10"]  # ... and it did reorder
     rk = json.loads((ctx.run_dir / "ranker.json").read_text())
     assert rk["segments"], rk["oof_minus_retrieval_valid_ndcg@10_by_segment"]
+    assert "warm" not in rk["segments"]  # warm users are not eligible (ranking.choose_segments says why)
     for seg in ("warm", "cold"):  # a segment the ranker does not reorder is served in retrieval order
         if seg not in rk["segments"]:
             assert tt[seg]["ndcg@10"] == metrics["retrieval_only"][seg]["ndcg@10"], seg

@@ -145,4 +145,6 @@ def test_segments_are_those_where_the_rankers_out_of_fold_gain_exceeds_the_margi
     assert by["warm"]["users"] == 100 and by["cold"]["mean"] > 0.09
     assert choose_segments(retrieval, retrieval, warm, margin=0.0)[0] == ()  # no gain: it reorders nothing
     assert choose_segments(retrieval + 0.004, retrieval, warm, margin=0.005)[0] == ()  # inside the margin
-    assert choose_segments(retrieval + 0.006, retrieval, warm, margin=0.005)[0] == ("warm", "cold")
+    assert choose_segments(retrieval + 0.006, retrieval, warm, margin=0.005)[0] == ("cold",)  # warm: not eligible
+    assert choose_segments(retrieval + 0.006, retrieval, warm, margin=0.005,
+                           eligible=("warm", "cold"))[0] == ("warm", "cold")

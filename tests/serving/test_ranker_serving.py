@@ -34,6 +34,10 @@ def _counter(name: str) -> float:
 def test_served_ranking_equals_the_offline_pipelines_ranking(engine, world):
     mv = engine.status.models["control"]
     assert mv.ranker is not None and mv.rank_items is not None, "the world's bundle should carry a ranker"
+    # the heaviest users are warm, which the pipeline's ranker never reorders (ranking.ELIGIBLE): let this
+    # engine's copy reorder both segments, so the parity below covers ranked lists (served and offline
+    # read the same mv.ranker)
+    mv.ranker.segments = ("warm", "cold")
     uids = _users(world, 8)
     served = engine.recommend([RecommendRequest(user_id=u, k=10) for u in uids])
     assert all(r.fallback is None and not r.ranker_fallback for r in served)
@@ -79,8 +83,9 @@ def broken_ranker(engine):
     booster = lgb.train({"objective": "lambdarank", "verbose": -1, "min_data_in_leaf": 5},
                         lgb.Dataset(x, label=(x[:, 0] > 0).astype(int), group=[20] * 10), num_boost_round=2)
     mv.ranker.booster, good = booster, mv.ranker.booster
+    mv.ranker.segments, segments = ("warm", "cold"), mv.ranker.segments  # the tests' users are warm
     yield mv
-    mv.ranker.booster = good
+    mv.ranker.booster, mv.ranker.segments = good, segments
 
 
 def test_a_ranker_failure_serves_retrieval_order_flagged_and_counted(engine, world, broken_ranker):

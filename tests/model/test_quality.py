@@ -38,13 +38,14 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
         assert tt["recall@10"] > metrics[name]["recall@10"], (name, tt["recall@10"], metrics[name]["recall@10"])
     ci = comparison["bootstrap_vs_best_test"]
     assert ci["low"] > 0, ci  # paired bootstrap 95 % interval of the NDCG@10 gain is above zero
-    # issue 16's target for the served model is 0.40. Over nine seeds (the default 3-member towers with the
-    # smoothed w; minirec/pipeline/README.md section 7) it scored 0.3749-0.4060, mean 0.3987, seed 0 0.4002:
-    # 0.40 is the middle of the seed spread, not a floor, and a CPU with other float kernels can move seed 0
-    # like a seed change does. What this test guards is the level: above the old served model's 0.389-0.391.
+    # issue 16's target for the served model is 0.40. Over 18 seeds with today's defaults (3-member towers,
+    # smoothed w, ranker on cold users; minirec/pipeline/README.md section 7) it scored 0.3874-0.4092,
+    # mean 0.4008, seed 0 0.4002: 0.40 is the middle of the seed spread, not a floor, and a CPU with other
+    # float kernels can move seed 0 like a seed change does. What this test guards is the level: above the
+    # old served model's 0.389-0.391.
     assert tt["ndcg@10"] >= 0.392, tt["ndcg@10"]
-    # the towers alone (no popularity term) against recent popularity, all users and warm users: above it on
-    # all nine seeds (lowest margins +0.0021 all, +0.0136 warm); the same small allowance for float drift
+    # the towers alone (no popularity term) against recent popularity: all users on 17 of 18 seeds (the
+    # other 0.0004 below), warm users on all 18 (lowest margin +0.0136); a small allowance for float drift
     lo, rp = metrics["learned_only"], metrics["recent_popular"]
     assert lo["ndcg@10"] > rp["ndcg@10"] - 0.003, (lo["ndcg@10"], rp["ndcg@10"])
     assert lo["warm"]["ndcg@10"] > rp["warm"]["ndcg@10"], (lo["warm"], rp["warm"])

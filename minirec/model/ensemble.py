@@ -11,8 +11,8 @@ for N = 3). Members share the vocabularies and temperature (one TwoTowerConfig) 
 
 Why: single seeds of the towers differ by up to 0.016 NDCG@10 on the test split (seeds 0-5 of the
 learned-only score: 0.3574-0.3732), as large as the margins the quality targets are about. Averaging
-3 members smooths the validation curve that w is chosen on as well (single models' w swung from 0.5 to
-6.0 across seeds; the ensemble's stayed at 2.0-2.25). TrainConfig.ensemble = 3 since it was measured on
+3 members also smooths the validation curve that w is chosen on (on seeds 6-8 one model's w was
+6.0 / 0.5 / 2.0, the ensemble's 2.0 / 2.0 / 2.25; over seeds 0-8 it was 0.75-2.25 but for one 5.75). TrainConfig.ensemble = 3 since it was measured on
 seeds never run before (minirec/pipeline/README.md, section 7); `--ensemble 1` gives one model.
 """
 

@@ -25,14 +25,15 @@ TARGET = 0.40  # issue 16: the served model's NDCG@10 on the test split
 SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames")  # seed-independent outputs
 
 
-def run_seed(seed: int, prefix: str, from_run: str | None = None, ensemble: int | None = None,
+def run_seed(seed: int, prefix: str, from_run: str | None = None,
              train: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One seed's steps; `train` overrides TrainConfig fields (e.g. {"ensemble": 1})."""
     import shutil
 
     from minirec.pipeline.context import RunContext, read_json
     from minirec.pipeline.steps import run_step
 
-    over = {"seed": seed, "progress": False} | ({} if ensemble is None else {"ensemble": ensemble}) | (train or {})
+    over = {"seed": seed, "progress": False} | (train or {})
     ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train=over)
     steps = STEPS
     if from_run:  # the data steps do not depend on the seed: reuse their outputs
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in a.seeds:
         print(f"[seeds] seed {seed} ...", file=sys.stderr)
-        rows.append(run_seed(seed, a.prefix, a.from_run, a.ensemble))
+        rows.append(run_seed(seed, a.prefix, a.from_run, {} if a.ensemble is None else {"ensemble": a.ensemble}))
     out = get_settings().artifacts_path / "seeds" / f"{a.prefix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

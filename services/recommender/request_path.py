@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from minirec.events import Impression, encode, key_of
 from services.recommender.features import BadRow
 from services.recommender.retrieval import ModelVersion, popular_k, row_problem, top_k
@@ -156,7 +158,8 @@ class RequestPipeline:
         seen = online.seen
         # k, or the ranker's 100 candidates for a user it reorders: a user outside its segments needs only
         # k (searching 100 deep for them cost a deeper HNSW search, more second passes and longer lists)
-        depth = {i: max(reqs[i].k, d) for i, d in zip(idx, mv.depths([online.rows[i] for i in idx]), strict=True)}
+        keep = mv.reordered([online.rows[i] for i in idx])  # (len(idx),) bool, decided once per batch
+        depth = {i: max(reqs[i].k, d) for i, d in zip(idx, mv.depths(keep), strict=True)}
         # pass 1: K' = depth + overfetch for the whole group (cheap: HNSW cost grows with K')
         scores, ids = mv.search(q, max(depth.values()) + self.cfg.overfetch)
         short = []
@@ -173,14 +176,14 @@ class RequestPipeline:
                 results[i] = top_k(ids2[r], scores2[r], depth[i], seen[i])
         tr = time.perf_counter()
         if mv.ranker is not None:
-            self._rank(mv, idx, reqs, online, results)
+            self._rank(mv, idx, reqs, online, results, keep)
         return enc, time.perf_counter() - tr
 
     def _rank(self, mv: ModelVersion, idx: list[int], reqs: list[RecommendRequest], online: Online,
-              results: list[list[tuple]]) -> None:
+              results: list[list[tuple]], keep: np.ndarray) -> None:
         """One ranker call for the group; on any failure the retrieval order is served, flagged and counted."""
         try:
-            ranked = mv.rank([online.rows[i] for i in idx], [results[i] for i in idx])
+            ranked = mv.rank([online.rows[i] for i in idx], [results[i] for i in idx], keep)
         except Exception as exc:
             log.warning("ranker failed for %d users (%s: %s); serving retrieval order", len(idx),
                         type(exc).__name__, exc)

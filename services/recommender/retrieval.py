@@ -44,19 +44,26 @@ class ModelVersion:
     ranker: Any = None  # minirec.rank.model.Ranker: the ranking stage, None when the bundle has none
     rank_items: Any = None  # minirec.rank.features.ItemTable: its item features at the release cut
 
-    def depths(self, rows: list[dict[str, Any]]) -> list[int]:
-        """(B,) feature dicts -> candidates retrieval hands on per user: the ranker's K (100) for a user
-        it reorders (its segments), else 0 (the request's k is enough: that list keeps retrieval order)."""
+    def reordered(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """(B,) feature dicts -> (B,) bool: the ranker reorders this user's list (its segments); all False
+        without a ranker. Decided once per batch: `depths` and `rank` both take it."""
+        if self.ranker is None:
+            return np.zeros(len(rows), dtype=bool)
+        return self.ranker.reorders_users(rows)
+
+    def depths(self, reordered: np.ndarray) -> list[int]:
+        """(B,) bool from `reordered` -> candidates retrieval hands on per user: the ranker's K (100) for a
+        user it reorders, else 0 (the request's k is enough: that list keeps retrieval order)."""
         from minirec.rank.model import K_CANDIDATES
 
-        if self.ranker is None:
-            return [0] * len(rows)
-        return [K_CANDIDATES if r else 0 for r in self.ranker.reorders_users(rows).tolist()]
+        return [K_CANDIDATES if r else 0 for r in reordered.tolist()]
 
-    def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]]) -> list[list[tuple]]:
+    def rank(self, rows: list[dict[str, Any]], cands: list[list[tuple[int, float]]],
+             keep: np.ndarray) -> list[list[tuple]]:
         """One ranker call for a batch: (B,) feature dicts, (B,) candidate lists (item id, retrieval score)
-        in retrieval order -> the same candidates in ranker order as (item id, ranker score, retrieval score);
-        a user outside the ranker's segments keeps retrieval order and gets (item id, retrieval score, retrieval score)."""
+        in retrieval order, (B,) bool `reordered` -> the same candidates in ranker order as (item id, ranker
+        score, retrieval score); a user not kept (outside the ranker's segments) keeps retrieval order and
+        gets (item id, retrieval score, retrieval score)."""
         from minirec.rank.features import pair_features
         from minirec.rank.model import rerank_order, retrieval_order_outside
 
@@ -67,9 +74,8 @@ class ModelVersion:
             cand[b, :len(c)] = [self.row_of[i] for i, _ in c]
             sc[b, :len(c)] = [s for _, s in c]
         # features and the booster only for the users the ranker reorders (its segments; the others keep
-        # retrieval order): with segments = cold, a warm user's 100 candidates cost nothing here.
+        # retrieval order): with segments = cold, a warm user's candidates cost nothing here.
         # Rows are independent, so this equals predict_lists over the whole batch (served == offline).
-        keep = self.ranker.reorders_users(rows)  # (B,)
         p = np.zeros(cand.shape, dtype=np.float64)
         if keep.any():
             idx = np.flatnonzero(keep)

@@ -84,11 +84,11 @@ def decode_batch(records: list[Any], models: dict[str, type[Event]], known_items
 class Processor:
     def __init__(self, cfg: StreamConfig, consumer: Any, lake: LakeWriter, online: OnlineWriter,
                  deadletters: DeadLetterSink, metrics: StreamMetrics, known_items: set[int] | None = None,
-                 new_consumer: Callable[[], Any] | None = None, watchdog: GroupWatchdog | None = None):
+                 new_consumer: Callable[[], Any] | None = None):
         self.cfg, self.consumer, self.lake, self.online = cfg, consumer, lake, online
         self.deadletters, self.metrics, self.known_items = deadletters, metrics, known_items
         self.new_consumer = new_consumer  # builds a replacement consumer (None: never restarted)
-        self.watchdog = watchdog or GroupWatchdog(cfg.group_stuck_s)
+        self.watchdog = GroupWatchdog(cfg.group_stuck_s)
         self.models: dict[str, type[Event]] = {cfg.topic_interactions: Interaction,
                                                cfg.topic_impressions: Impression,
                                                cfg.topic_exposures: Exposure}

@@ -27,7 +27,7 @@ class StreamConfig:
     metrics_port: int
     metrics_host: str
     retry_max_s: float
-    group_stuck_s: float = 120.0  # watchdog.py: replace a consumer whose group is unstable this long
+    group_stuck_s: float  # watchdog.py: replace a consumer whose group is unstable this long
 
     @classmethod
     def from_settings(cls, s: Settings | None = None) -> StreamConfig:

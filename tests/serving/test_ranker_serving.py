@@ -113,10 +113,10 @@ def test_users_outside_the_rankers_segments_never_reach_the_booster(engine, worl
     booster is not touched (no fallback, no failure counted) and they are served in retrieval order."""
     uids = _users(world, 3)  # the heaviest users: warm
     rows, _ = engine.features.read(uids)
-    assert broken_ranker.depths(rows) == [100] * 3  # reordered: retrieval hands on 100 candidates each
+    assert broken_ranker.depths(broken_ranker.reordered(rows)) == [100] * 3  # reordered: retrieval hands on 100 candidates each
     segments, broken_ranker.ranker.segments = broken_ranker.ranker.segments, ("cold",)
     try:
-        assert broken_ranker.depths(rows) == [0] * 3  # not reordered: the request's k is searched, no more
+        assert broken_ranker.depths(broken_ranker.reordered(rows)) == [0] * 3  # not reordered: the request's k is searched, no more
         before = _counter("recommender_ranker_failures_total")
         out = engine.recommend([RecommendRequest(user_id=u, k=10) for u in uids])
         ranker, broken_ranker.ranker = broken_ranker.ranker, None

@@ -1,7 +1,8 @@
 """The served model's targets over several seeds (`make quality-seeds`): the pipeline's first steps
 (validate_data .. evaluate, no service needed) once per seed, then one table.
 
-    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN] [--ensemble N]   # runs <prefix>-s<seed>
+    python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN] [--ensemble N]
+        [--pop-weight W | --pop-weight-rule smooth|bagged]                                   # runs <prefix>-s<seed>
         -> artifacts/seeds/<prefix>.json and a markdown table on stdout
 
 Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / learned_only / recent_popular,
@@ -86,13 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-run", help="reuse this run's validate_data/build_training_set outputs (same window)")
     ap.add_argument("--ensemble", type=int, default=None, metavar="N",
                     help="towers as an N-member ensemble (minirec.model.ensemble; default: TrainConfig.ensemble, 3)")
+    ap.add_argument("--pop-weight", type=float, default=None, metavar="W",
+                    help="fix w at this grid value (TrainConfig.pop_weight; default: chosen per run)")
+    ap.add_argument("--pop-weight-rule", choices=("smooth", "bagged"), default=None,
+                    help="how w is chosen on validation (minirec.pipeline.pop_weight; default: TrainConfig's)")
     a = ap.parse_args(argv)
+    over = {k: v for k, v in (("ensemble", a.ensemble), ("pop_weight", a.pop_weight),
+                              ("pop_weight_rule", a.pop_weight_rule)) if v is not None}
     from minirec.settings import get_settings
 
     rows = []
     for seed in a.seeds:
         print(f"[seeds] seed {seed} ...", file=sys.stderr)
-        rows.append(run_seed(seed, a.prefix, a.from_run, {} if a.ensemble is None else {"ensemble": a.ensemble}))
+        rows.append(run_seed(seed, a.prefix, a.from_run, over))
     out = get_settings().artifacts_path / "seeds" / f"{a.prefix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

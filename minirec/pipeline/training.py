@@ -13,7 +13,6 @@ import numpy as np
 
 from minirec.pipeline.context import (
     HOLDOUT,
-    PipelineError,
     RunContext,
     catalogue,
     eval_sets,
@@ -22,8 +21,7 @@ from minirec.pipeline.context import (
     split_of,
     write_json,
 )
-
-POP_WEIGHTS = tuple(k / 4 for k in range(25))  # grid for w (0, 0.25, ..., 6), chosen on validation
+from minirec.pipeline.pop_weight import POP_WEIGHTS, choose, validation_curve
 
 
 @dataclass
@@ -86,35 +84,6 @@ def _refit(ctx: RunContext, train_labels, tables, cat, members: list[tuple[int, 
     return Refit(model=combine(models, w), results=results, labels=int(len(labels)))
 
 
-def _best_pop_weight(model, users, items, ev, cat, fixed: float | None = None) -> tuple[float, float]:
-    """Choose w on one evaluation set (or take `fixed`, a grid value); returns (w, its ndcg@10).
-
-    The validation NDCG@10 of 197 users is noisy (interval half-width ~0.04) and flat near its peak, so
-    the raw argmax over the grid can jump between distant bumps that differ by less than 0.001 (a
-    3-member ensemble: 0.75 -> 0.3668 against 6.0 -> 0.3661). w is therefore the argmax of the curve
-    averaged over each grid point and its two neighbours (one at the ends): the middle of the broad peak."""
-    from minirec.model.two_tower import item_vectors, user_vectors
-    from minirec.train.evaluate import evaluate_scores
-
-    if fixed is not None and fixed not in POP_WEIGHTS:
-        raise PipelineError(f"TrainConfig.pop_weight = {fixed} is not on the grid {POP_WEIGHTS}")
-    rows = users.set_index("user_id").loc[ev.user_ids].reset_index()
-    q = user_vectors(model, rows, ev.user_ids)
-    iv = item_vectors(model, items, cat.item_ids)
-    curve = np.empty(len(POP_WEIGHTS))  # (W,) validation ndcg@10 per grid w
-    for k, w in enumerate(POP_WEIGHTS):
-        q[:, -1] = w
-        curve[k] = evaluate_scores(q @ iv.T, ev, cat.n_items, ks=(10,))[0]["ndcg@10"]
-    best = int(np.argmax(smooth(curve))) if fixed is None else POP_WEIGHTS.index(fixed)
-    return POP_WEIGHTS[best], float(curve[best])
-
-
-def smooth(curve: np.ndarray) -> np.ndarray:
-    """(W,) -> (W,) mean of each point and its neighbours (two points at the ends)."""
-    padded = np.concatenate([[np.nan], curve, [np.nan]])
-    return np.nanmean(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-
-
 def train(ctx: RunContext, fit=None) -> dict[str, Any]:
     """Train the two-tower on the train period (TrainConfig.ensemble members, each with its own seed and
     early stopping on validation; minirec.model.ensemble), w on validation for the ensemble as a whole.
@@ -155,7 +124,9 @@ def train(ctx: RunContext, fit=None) -> dict[str, Any]:
         results.append((fit or train_two_tower)(members[-1], users_x, targets, items_x, freq, validate,
                                                 replace(ctx.train, seed=seed), weights=weights))
     model = combine(members, 0.0)  # w is chosen for the ensemble as a whole, below
-    w, ndcg = _best_pop_weight(model, users_valid, items_valid, valid_ev, cat, ctx.train.pop_weight)
+    per_user = validation_curve(model, users_valid, items_valid, valid_ev, cat)  # (U_valid, W)
+    k, rules = choose(per_user, ctx.train.pop_weight_rule, ctx.train.pop_weight)
+    w, ndcg = POP_WEIGHTS[k], float(per_user[:, k].mean())
     model.cfg.pop_weight = w
     _save(model, ctx.run_dir / HOLDOUT)
     result = results[0]  # the curve, epochs and seconds reported below are the first member's
@@ -166,7 +137,11 @@ def train(ctx: RunContext, fit=None) -> dict[str, Any]:
              if ctx.train.refit else None)
     _save(refit.model if refit else model, ctx.run_dir / "model")
     out = {"seconds": round(result.seconds, 1), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-           "valid_ndcg@10": ndcg, "pop_weight": w, "history": result.history, "train_config": result.config,
+           "valid_ndcg@10": ndcg, "pop_weight": w,
+           "pop_weight_choice": {"rule": "fixed" if ctx.train.pop_weight is not None else ctx.train.pop_weight_rule,
+                                 "by_rule": rules, "grid": list(POP_WEIGHTS),
+                                 "valid_ndcg@10": [round(float(x), 5) for x in per_user.mean(axis=0)]},
+           "history": result.history, "train_config": result.config,
            "labels": int(len(labels)),
            "ensemble": {"seeds": seeds, "best_epochs": [r.best_epoch for r in results],
                         "valid_learned_ndcg@10": [r.best_valid for r in results],

@@ -46,9 +46,10 @@ class TrainConfig:
     # seeds 6-8, never run before (pipeline README, section 7): 3 members with the smoothed w choice served
     # 0.4034 / 0.4047 / 0.4008 NDCG@10 against one model's 0.3848 / 0.3886 / 0.3931; training takes ~3x
     ensemble: int = 3
-    # the popularity weight w: None = chosen per run on validation (training._best_pop_weight); a value of
-    # training.POP_WEIGHTS fixes it (a hyperparameter chosen once, not per retrain)
+    # the popularity weight w: None = chosen per run on validation by `pop_weight_rule`
+    # (minirec.pipeline.pop_weight); a value of its POP_WEIGHTS fixes it (a hyperparameter chosen once)
     pop_weight: float | None = None
+    pop_weight_rule: str = "smooth"  # "smooth" | "bagged" (minirec.pipeline.pop_weight)
     progress: bool = True
 
 

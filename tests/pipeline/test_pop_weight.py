@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minirec import pipeline as P
-from minirec.pipeline.training import POP_WEIGHTS, smooth
+from minirec.pipeline.pop_weight import POP_WEIGHTS, smooth
 from tests.pipeline.conftest import offline_ctx
 
 

@@ -1,4 +1,4 @@
-"""How the train step sets the popularity weight w: the smoothed validation argmax, or a fixed grid value."""
+"""How the train step sets the popularity weight w: the smoothed or bagged validation argmax, or a fixed grid value."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minirec import pipeline as P
-from minirec.pipeline.pop_weight import POP_WEIGHTS, smooth
+from minirec.pipeline.pop_weight import POP_WEIGHTS, bagged_index, choose, smooth
 from tests.pipeline.conftest import offline_ctx
 
 
@@ -19,6 +19,36 @@ def test_smoothing_prefers_a_broad_peak_to_a_lone_spike():
     curve[-1] = 0.375  # one higher point at w = 6, its neighbour low
     assert np.argmax(curve) == len(POP_WEIGHTS) - 1  # the raw argmax takes the spike
     assert POP_WEIGHTS[int(np.argmax(smooth(curve)))] in (1.0, 1.25)
+
+
+def _two_bump_users(n_low: int, n_high: int, rng, noise: float = 0.02) -> np.ndarray:
+    """(U, W) per-user curves: n_low users peak at w = 1.0, n_high at w = 5.0, plus noise."""
+    w = np.asarray(POP_WEIGHTS)
+    low = 0.4 - 0.02 * (w - 1.0) ** 2
+    high = 0.4 - 0.02 * (w - 5.0) ** 2
+    return np.vstack([np.tile(low, (n_low, 1)), np.tile(high, (n_high, 1))]) + rng.normal(0, noise, (n_low + n_high, len(w)))
+
+
+def test_bagging_lands_between_two_bumps_that_the_argmax_jumps_between():
+    rng = np.random.default_rng(1)
+    per_user = _two_bump_users(100, 100, rng)  # two equal groups: the mean curve is flat from 1 to 5
+    k_bag = bagged_index(per_user)
+    assert 1.5 <= POP_WEIGHTS[k_bag] <= 4.5  # the average of picks on both bumps: the middle
+    assert bagged_index(per_user) == k_bag  # one fixed resampling seed: the same curve gives the same w
+
+
+def test_bagging_agrees_with_the_argmax_on_a_clear_peak():
+    per_user = _two_bump_users(180, 0, np.random.default_rng(2), noise=0.002)
+    k, by_rule = choose(per_user, "bagged")
+    assert POP_WEIGHTS[k] == by_rule["bagged"] == by_rule["smooth"] == 1.0
+
+
+def test_choose_names_a_bad_rule_and_a_fixed_w_wins():
+    per_user = _two_bump_users(50, 0, np.random.default_rng(3))
+    with pytest.raises(P.PipelineError, match=r"pop_weight_rule = 'median'.*smooth.*bagged"):
+        choose(per_user, "median")
+    k, by_rule = choose(per_user, "smooth", fixed=2.5)
+    assert POP_WEIGHTS[k] == 2.5 and by_rule["smooth"] == 1.0  # the rules' choices are still reported
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +62,10 @@ def test_a_fixed_w_is_served_as_given(frames_ctx):
     ctx = dataclasses.replace(frames_ctx, train=dataclasses.replace(frames_ctx.train, pop_weight=4.5))
     out = P.run_step("train", ctx)
     assert out["pop_weight"] == 4.5
+    choice = out["pop_weight_choice"]  # the validation curve and each rule's w are recorded anyway
+    assert choice["rule"] == "fixed" and set(choice["by_rule"]) == {"smooth", "bagged"}
+    assert len(choice["valid_ndcg@10"]) == len(choice["grid"]) == len(POP_WEIGHTS)
+    assert json.loads((ctx.run_dir / "train.json").read_text())["pop_weight_choice"] == choice
     for folder in ("model", "model_holdout"):  # the served towers and the holdout ones carry it
         assert json.loads((ctx.run_dir / folder / "config.json").read_text())["pop_weight"] == 4.5
 

@@ -8,7 +8,9 @@ validation curve of retrieval NDCG@10 over the grid POP_WEIGHTS. Rules (TrainCon
   the grid. The argmax of a flat, noisy curve is a jumpy estimator; averaging it over resamples
   smooths it (bagging a model-selection rule: Breiman 1996, "Bagging predictors"; Efron 2014,
   "Estimation and accuracy after model selection", JASA 109:991). minirec/pipeline/README.md section 8
-  has the measurement behind it.
+  has the measurement behind it. Caveat: with two separate, equally high peaks the average of the
+  picks lands between them, possibly in a dip (tests/pipeline/test_pop_weight.py builds that case);
+  the validation curves here are broad near the top, with a lower second bump at large w.
 
 TrainConfig.pop_weight (a grid value) overrides both.
 """

@@ -52,6 +52,55 @@ def run_seed(seed: int, prefix: str, from_run: str | None = None,
     return summary(seed, ctx.run_id, m, c, seconds)
 
 
+def rechoose_seed(seed: int, prefix: str, towers_from: str, rule: str) -> dict[str, Any]:
+    """Seed `seed` of run prefix `towers_from`, its towers unchanged, with w chosen again by `rule`
+    (minirec.pipeline.pop_weight) and the ranker and evaluation run again, as run <prefix>-s<seed>.
+
+    Equal to training afresh: the towers do not depend on w and training is deterministic per seed
+    (w only sets the query's last entry; checked in minirec/pipeline/README.md, section 8)."""
+    import shutil
+
+    from minirec.pipeline.context import (
+        HOLDOUT,
+        RunContext,
+        catalogue,
+        eval_sets,
+        frames,
+        load_run_tables,
+        read_json,
+        split_of,
+        write_json,
+    )
+    from minirec.pipeline.pop_weight import POP_WEIGHTS, choose, validation_curve
+    from minirec.pipeline.steps import run_step
+    from minirec.train.registry import load_dir
+
+    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "progress": False})
+    src = ctx.artifacts_dir / "runs" / f"{towers_from}-s{seed}"
+    if ctx.run_dir.exists():
+        shutil.rmtree(ctx.run_dir)
+    shutil.copytree(src, ctx.run_dir)
+    tables = load_run_tables(ctx)
+    split, cat = split_of(ctx, tables), catalogue(tables)
+    users, items = frames(ctx, "users_valid", "items_valid")
+    per_user = validation_curve(load_dir(ctx.run_dir / HOLDOUT)[0], users, items, eval_sets(split, cat)[0], cat)
+    k, by_rule = choose(per_user, rule)
+    for folder in (HOLDOUT, "model"):  # w is the query's last entry: the one field to change
+        cfg = read_json(ctx.run_dir / folder / "config.json")
+        write_json(ctx.run_dir / folder / "config.json", cfg | {"pop_weight": POP_WEIGHTS[k]})
+    tr = read_json(ctx.run_dir / "train.json")
+    write_json(ctx.run_dir / "train.json", tr | {"pop_weight": POP_WEIGHTS[k], "valid_ndcg@10": float(per_user[:, k].mean()),
+                                                 "pop_weight_choice": {"rule": rule, "by_rule": by_rule,
+                                                                       "rechosen_from": src.name}})
+    seconds = {"train": 0.0}
+    for step in STEPS[3:]:
+        t0 = time.perf_counter()
+        run_step(step, ctx)
+        seconds[step] = round(time.perf_counter() - t0, 1)
+    m, c = read_json(ctx.run_dir / "metrics.json"), read_json(ctx.run_dir / "comparison.json")
+    return summary(seed, ctx.run_id, m, c, seconds) | {"pop_weight": POP_WEIGHTS[k]}
+
+
 def summary(seed: int, run_id: str, m: dict[str, Any], c: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
     """One seed's row from its metrics.json and comparison.json."""
     def trio(name: str) -> list[float]:
@@ -91,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="fix w at this grid value (TrainConfig.pop_weight; default: chosen per run)")
     ap.add_argument("--pop-weight-rule", choices=("smooth", "bagged"), default=None,
                     help="how w is chosen on validation (minirec.pipeline.pop_weight; default: TrainConfig's)")
+    ap.add_argument("--towers-from", metavar="PREFIX",
+                    help="reuse runs <PREFIX>-s<seed> (towers unchanged): choose w again by --pop-weight-rule"
+                         " (default: TrainConfig's), then rerun the ranker and evaluation")
     a = ap.parse_args(argv)
     over = {k: v for k, v in (("ensemble", a.ensemble), ("pop_weight", a.pop_weight),
                               ("pop_weight_rule", a.pop_weight_rule)) if v is not None}
@@ -99,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in a.seeds:
         print(f"[seeds] seed {seed} ...", file=sys.stderr)
-        rows.append(run_seed(seed, a.prefix, a.from_run, over))
+        if a.towers_from:
+            from minirec.train.trainer import TrainConfig
+
+            rows.append(rechoose_seed(seed, a.prefix, a.towers_from, a.pop_weight_rule or TrainConfig.pop_weight_rule))
+        else:
+            rows.append(run_seed(seed, a.prefix, a.from_run, over))
     out = get_settings().artifacts_path / "seeds" / f"{a.prefix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

@@ -27,15 +27,16 @@ SHARED = ("interactions.parquet", "validate.json", "training_set.json", "frames"
 
 
 def run_seed(seed: int, prefix: str, from_run: str | None = None,
-             train: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One seed's steps; `train` overrides TrainConfig fields (e.g. {"ensemble": 1})."""
+             train: dict[str, Any] | None = None, **ctx_over: Any) -> dict[str, Any]:
+    """One seed's steps; `train` overrides TrainConfig fields (e.g. {"ensemble": 1}), `ctx_over`
+    RunContext fields (the tests point artifacts and data elsewhere)."""
     import shutil
 
     from minirec.pipeline.context import RunContext, read_json
     from minirec.pipeline.steps import run_step
 
     over = {"seed": seed, "progress": False} | (train or {})
-    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train=over)
+    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train=over, **ctx_over)
     steps = STEPS
     if from_run:  # the data steps do not depend on the seed: reuse their outputs
         src = ctx.artifacts_dir / "runs" / from_run
@@ -52,7 +53,7 @@ def run_seed(seed: int, prefix: str, from_run: str | None = None,
     return summary(seed, ctx.run_id, m, c, seconds)
 
 
-def rechoose_seed(seed: int, prefix: str, towers_from: str, rule: str) -> dict[str, Any]:
+def rechoose_seed(seed: int, prefix: str, towers_from: str, rule: str, **ctx_over: Any) -> dict[str, Any]:
     """Seed `seed` of run prefix `towers_from`, its towers unchanged, with w chosen again by `rule`
     (minirec.pipeline.pop_weight) and the ranker and evaluation run again, as run <prefix>-s<seed>.
 
@@ -75,7 +76,7 @@ def rechoose_seed(seed: int, prefix: str, towers_from: str, rule: str) -> dict[s
     from minirec.pipeline.steps import run_step
     from minirec.train.registry import load_dir
 
-    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "progress": False})
+    ctx = RunContext.from_settings(run_id=f"{prefix}-s{seed}", train={"seed": seed, "progress": False}, **ctx_over)
     src = ctx.artifacts_dir / "runs" / f"{towers_from}-s{seed}"
     if ctx.run_dir.exists():
         shutil.rmtree(ctx.run_dir)

@@ -38,14 +38,14 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
         assert tt["recall@10"] > metrics[name]["recall@10"], (name, tt["recall@10"], metrics[name]["recall@10"])
     ci = comparison["bootstrap_vs_best_test"]
     assert ci["low"] > 0, ci  # paired bootstrap 95 % interval of the NDCG@10 gain is above zero
-    # issue 16's target for the served model is 0.40. Over 18 seeds with today's defaults (3-member towers,
-    # smoothed w, ranker on cold users; minirec/pipeline/README.md section 7) it scored 0.3874-0.4092,
-    # mean 0.4008, seed 0 0.4002: 0.40 is the middle of the seed spread, not a floor, and a CPU with other
-    # float kernels can move seed 0 like a seed change does. What this test guards is the level: above the
-    # old served model's 0.389-0.391.
+    # issue 16's target for the served model is 0.40. Over 30 seeds with today's defaults (3-member towers,
+    # bagged w, ranker on cold users; minirec/pipeline/README.md section 8) it scored 0.3955-0.4076,
+    # mean 0.4024, seed 0 0.4025: 0.40 is near the bottom of the seed spread, not a floor, and a CPU with
+    # other float kernels can move seed 0 like a seed change does. What this test guards is the level:
+    # above the old served model's 0.389-0.391.
     assert tt["ndcg@10"] >= 0.392, tt["ndcg@10"]
-    # the towers alone (no popularity term) against recent popularity: all users on 17 of 18 seeds (the
-    # other 0.0004 below), warm users on all 18 (lowest margin +0.0136); a small allowance for float drift
+    # the towers alone (no popularity term) against recent popularity: all users on 28 of 30 seeds (seed 0:
+    # 0.3711 against 0.3634; the lowest, seed 25, 0.3533), warm users on all 30; an allowance for float drift
     lo, rp = metrics["learned_only"], metrics["recent_popular"]
     assert lo["ndcg@10"] > rp["ndcg@10"] - 0.003, (lo["ndcg@10"], rp["ndcg@10"])
     assert lo["warm"]["ndcg@10"] > rp["warm"]["ndcg@10"], (lo["warm"], rp["warm"])
@@ -55,6 +55,9 @@ def test_two_tower_beats_every_baseline_on_the_test_split(pipeline_run, tmp_path
     sizes = ts["split_sizes"]
     assert tr["refit"]["labels"] == sizes["train"] + sizes["valid"] and tr["labels"] == sizes["train"]
     assert tr["refit"]["epochs"] == tr["best_epoch"]
+    # w is the bagged validation argmax (pipeline README, section 8), and every rule's choice is recorded
+    choice = tr["pop_weight_choice"]
+    assert choice["rule"] == "bagged" and tr["pop_weight"] == choice["by_rule"]["bagged"], choice
     # the towers are 3 members (seeds 0, 1, 2 for run seed 0), each early-stopped and refit on its own
     assert tr["ensemble"]["seeds"] == [0, 1, 2] and len(tr["refit"]["epochs_per_member"]) == 3
     assert comparison["test_users"] == 166  # global 80/10/10 cut of ML-100K

@@ -3,6 +3,8 @@
 
     python -m minirec.pipeline.seeds --seeds 0 1 2 [--prefix seeds] [--from-run RUN] [--ensemble N]
         [--pop-weight W | --pop-weight-rule smooth|bagged]                                   # runs <prefix>-s<seed>
+    python -m minirec.pipeline.seeds --seeds 3 4 --prefix P --towers-from OLD [--pop-weight-rule R]
+        # runs OLD-s<seed> with w chosen again on their towers, then the ranker and evaluation
         -> artifacts/seeds/<prefix>.json and a markdown table on stdout
 
 Per seed: NDCG@10 of two_tower (retrieval + ranker, as served) / retrieval_only / learned_only / recent_popular,
@@ -145,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="reuse runs <PREFIX>-s<seed> (towers unchanged): choose w again by --pop-weight-rule"
                          " (default: TrainConfig's), then rerun the ranker and evaluation")
     a = ap.parse_args(argv)
+    if a.towers_from and (a.ensemble is not None or a.pop_weight is not None or a.from_run):
+        ap.error("--towers-from keeps the towers and chooses w by --pop-weight-rule: "
+                 "--ensemble, --pop-weight and --from-run do not apply")
     over = {k: v for k, v in (("ensemble", a.ensemble), ("pop_weight", a.pop_weight),
                               ("pop_weight_rule", a.pop_weight_rule)) if v is not None}
     from minirec.settings import get_settings

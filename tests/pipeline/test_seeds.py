@@ -36,3 +36,10 @@ def test_towers_from_reproduces_a_fresh_run_with_the_other_rule(over):
     assert again["learned_only"] == smooth["learned_only"]  # the towers are the smooth run's
     table = seeds.table([smooth, bagged, again])
     assert table.count("\n") == 5 and "| 4 |" in table  # header, rule, three rows
+
+
+def test_towers_from_refuses_the_options_it_would_ignore(capsys):
+    with pytest.raises(SystemExit) as exc:
+        seeds.main(["--seeds", "1", "--towers-from", "old", "--ensemble", "5"])
+    assert exc.value.code == 2
+    assert "--ensemble, --pop-weight and --from-run do not apply" in capsys.readouterr().err

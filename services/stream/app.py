@@ -15,15 +15,6 @@ from services.stream.settings import StreamConfig
 
 log = logging.getLogger("stream")
 
-# How often the consumer refreshes topic metadata even when nothing failed (kafka-python's default is
-# 300,000 ms). A consumer that joins its group before the broker's metadata lists its topics (just
-# created, or created after the processor started) is assigned no partitions, and it only rejoins when
-# a metadata refresh shows them: with the default that took 5 minutes with no error (fresh-clone CI, a
-# test waiting for 9 partitions timed out at 120 s), and partitions added to a topic went unconsumed as
-# long (tests/stream/test_topic_metadata.py). One metadata
-# request per 5 s is negligible for the broker.
-METADATA_MAX_AGE_MS = 5_000
-
 
 def load_known_items(cfg: StreamConfig) -> set[int] | None:
     """Catalogue item ids for the unknown_id check; None (no check) when the table is absent."""
@@ -68,7 +59,7 @@ def build(cfg: StreamConfig, metrics: StreamMetrics | None = None) -> App:
         return KafkaConsumer(*cfg.topics, bootstrap_servers=cfg.bootstrap, group_id=cfg.group_id,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=cfg.batch_size, fetch_max_wait_ms=min(100, cfg.batch_max_wait_ms),
-                             metadata_max_age_ms=METADATA_MAX_AGE_MS, client_id="minirec-stream")
+                             client_id="minirec-stream")
 
     producer = KafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", linger_ms=5,
                              client_id="minirec-stream-deadletter")
